@@ -1,0 +1,105 @@
+"""Model bundles: weights + preprocessing parameters + label set + provenance, by name.
+
+A bundle named ``NAME`` is two files side by side: ``NAME.json`` (this module's
+``BundleMeta``) and the weights file it names (``NAME.pt`` by convention), plus a model
+card ``NAME.md``. Bundles shipped with the package live in ``sentistream/models/weights``;
+a user's own bundle is passed by path (to the ``.json`` file). Every output row carries
+the ``model_id`` of each bundle that produced it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+BUNDLE_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class BundleMeta:
+    """What a bundle is.
+
+    Attributes:
+        name: bundle name (file stem).
+        model_id: unique id written into every output row, ``<name>@<version>``.
+        kind: ``face`` | ``voice`` | ``text`` | ``fusion``.
+        labels: the model's class labels, in output order.
+        weights: weights file name, relative to the bundle's folder.
+        params: preprocessing and architecture parameters the loader needs.
+        training_data: where the weights came from, with licences.
+        metrics: evaluation figures (from ``sentistream evaluate`` / training reports).
+        path: folder the bundle was loaded from (not serialised).
+    """
+
+    name: str
+    model_id: str
+    kind: str
+    labels: tuple[str, ...]
+    weights: str
+    params: dict[str, Any] = field(default_factory=dict)
+    training_data: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    format: int = BUNDLE_FORMAT
+    path: str = ""
+
+    @property
+    def weights_path(self) -> Path:
+        return Path(self.path) / self.weights
+
+    def to_json(self) -> str:
+        data = {k: v for k, v in self.__dict__.items() if k != "path"}
+        data["labels"] = list(self.labels)
+        return json.dumps(data, indent=2, sort_keys=True)
+
+
+def shipped_weights_dir() -> Path:
+    """Folder of the bundles shipped inside the package."""
+    return Path(str(resources.files("sentistream.models.weights")))
+
+
+def resolve_bundle(name_or_path: str) -> Path:
+    """Path of a bundle's ``.json``: a path to a file, or the name of a shipped bundle."""
+    candidate = Path(name_or_path)
+    if candidate.suffix == ".json" and candidate.is_file():
+        return candidate
+    if candidate.is_dir() and (candidate / "bundle.json").is_file():
+        return candidate / "bundle.json"
+    shipped = shipped_weights_dir() / f"{name_or_path}.json"
+    if shipped.is_file():
+        return shipped
+    available = sorted(p.stem for p in shipped_weights_dir().glob("*.json"))
+    raise ValueError(
+        f"bundle {name_or_path!r} is neither a bundle .json file nor a shipped bundle; "
+        f"shipped bundles: {available}"
+    )
+
+
+def load_bundle_meta(name_or_path: str, expected_kind: str | None = None) -> BundleMeta:
+    """Read a bundle's metadata, checking its format and (optionally) its kind."""
+    path = resolve_bundle(name_or_path)
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if data.get("format") != BUNDLE_FORMAT:
+        raise ValueError(
+            f"bundle {path} has format {data.get('format')!r}; this version reads "
+            f"format {BUNDLE_FORMAT}"
+        )
+    data["labels"] = tuple(data["labels"])
+    data["path"] = str(path.parent)
+    meta = BundleMeta(**data)
+    if expected_kind is not None and meta.kind != expected_kind:
+        raise ValueError(
+            f"bundle {name_or_path!r} is a {meta.kind!r} model, expected {expected_kind!r}"
+        )
+    if not meta.weights_path.is_file():
+        raise ValueError(f"bundle {meta.name!r}: weights file {meta.weights_path} is missing")
+    return meta
+
+
+def save_bundle_meta(meta: BundleMeta, folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    out = folder / f"{meta.name}.json"
+    out.write_text(meta.to_json() + "\n", encoding="utf-8")
+    return out

