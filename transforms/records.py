@@ -189,9 +189,7 @@ class DeadLetter:
     payload: str | None = None
 
 
-def make_segment_id(
-    video_id: str, channel: int, start_s: float, segmenter_version: str
-) -> str:
+def make_segment_id(video_id: str, channel: int, start_s: float, segmenter_version: str) -> str:
     """Deterministic segment id: the same input and segmenter always give the same id.
 
     Start time is rounded to milliseconds so float noise cannot change the id.

@@ -1,0 +1,135 @@
+"""Command-line options, turned once into the frozen ``PipelineConfig``.
+
+The same arguments serve the ``sentistream`` CLI (argparse subcommands) and Beam's
+``PipelineOptions`` (``SentistreamOptions``), so a job launched on Dataflow or Flink with
+``python -m sentistream.pipelines.batch --runner ...`` takes the same flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from sentistream.transforms.config import (
+    DecodeConfig,
+    FaceConfig,
+    FusionConfig,
+    ModelRuntime,
+    PipelineConfig,
+    PolicyConfig,
+    SegmentConfig,
+    TextConfig,
+    VoiceConfig,
+)
+from sentistream.transforms.policy import parse_rules
+
+DEFAULT_POLICY = "*=face,voice,text"
+
+
+def add_model_arguments(parser: Any) -> None:
+    """Add the processing options (decode, segment, models, policy, fusion) to a parser."""
+    add = parser.add_argument
+    add("--fps", type=float, default=2.0, help="frames per second sampled for faces (0: none)")
+    add("--max-side", type=int, default=640, help="resize sampled frames to this longer side")
+    add("--chunk-seconds", type=float, default=30.0, help="decode in chunks of this length")
+    add("--segment-min", type=float, default=0.4, help="shortest speech segment, seconds")
+    add("--segment-max", type=float, default=15.0, help="longest segment, seconds")
+    add(
+        "--window-seconds",
+        type=float,
+        default=5.0,
+        help="fixed windows cover stretches without speech (faces still scored)",
+    )
+    add("--vad-threshold", type=float, default=0.5, help="Silero VAD speech threshold")
+    add(
+        "--no-captions",
+        action="store_true",
+        help="ignore sidecar captions (.vtt/.srt beside the media) when segmenting",
+    )
+    add("--device", choices=("cpu", "cuda"), default="cpu", help="device for every model")
+    add(
+        "--threads",
+        type=int,
+        default=0,
+        help="intra-op threads per model (0: library default); set it on shared machines",
+    )
+    add("--face-batch-size", type=int, default=8, help="segments per face-model batch")
+    add("--voice-batch-size", type=int, default=8, help="segments per voice-model batch")
+    add("--text-batch-size", type=int, default=32, help="segments per text-model batch")
+    add("--face-bundle", default=FaceConfig.bundle, help="face model bundle: name or .json path")
+    add("--voice-bundle", default=VoiceConfig.bundle, help="voice model bundle: name or path")
+    add("--text-bundle", default=TextConfig.bundle, help="text model bundle: name or path")
+    add(
+        "--whisper-model-dir",
+        default=None,
+        help="CTranslate2 Whisper model folder (default: tiny.en shipped offline)",
+    )
+    add("--whisper-compute-type", default="int8", help="CTranslate2 compute type (int8, float16)")
+    add(
+        "--face-aggregate",
+        choices=("largest", "all"),
+        default="largest",
+        help="score the largest face per frame, or every face",
+    )
+    add(
+        "--policy",
+        default=DEFAULT_POLICY,
+        help="modalities per speaker role, e.g. 'agent=text;customer=face,voice,text;*=text'",
+    )
+    add("--policy-id", default="default-all", help="name recorded in every row's policy_id")
+    add("--default-role", default="unknown", help="role of a channel without a mapped role")
+    add(
+        "--consent-key",
+        default=None,
+        help="metadata key that must be 'true' for face/voice to run (else text only)",
+    )
+    add("--neutral-band", type=float, default=0.2, help="|fused valence| below this: neutral")
+
+
+def config_from_args(args: argparse.Namespace | Any) -> PipelineConfig:
+    """Build the frozen config from parsed arguments (argparse or PipelineOptions view)."""
+
+    def runtime(batch: int) -> ModelRuntime:
+        return ModelRuntime(
+            device=args.device, min_batch_size=1, max_batch_size=batch, threads=args.threads
+        )
+
+    return PipelineConfig(
+        decode=DecodeConfig(fps=args.fps, max_side=args.max_side, chunk_s=args.chunk_seconds),
+        segment=SegmentConfig(
+            min_s=args.segment_min,
+            max_s=args.segment_max,
+            window_s=args.window_seconds,
+            vad_threshold=args.vad_threshold,
+            prefer_captions=not args.no_captions,
+        ),
+        face=FaceConfig(
+            runtime=runtime(args.face_batch_size),
+            bundle=args.face_bundle,
+            aggregate=args.face_aggregate,
+        ),
+        voice=VoiceConfig(
+            runtime=runtime(args.voice_batch_size),
+            bundle=args.voice_bundle,
+            whisper_model_dir=args.whisper_model_dir,
+            compute_type=args.whisper_compute_type,
+        ),
+        text=TextConfig(runtime=runtime(args.text_batch_size), bundle=args.text_bundle),
+        fusion=FusionConfig(neutral_band=args.neutral_band),
+        policy=PolicyConfig(
+            policy_id=args.policy_id,
+            rules=parse_rules(args.policy),
+            default_role=args.default_role,
+            consent_key=args.consent_key,
+        ),
+    )
+
+
+class SentistreamOptions(PipelineOptions):
+    """The processing options as Beam pipeline options (for ``--runner`` launches)."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser: Any) -> None:
+        add_model_arguments(parser)

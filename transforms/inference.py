@@ -1,0 +1,161 @@
+"""One RunInference adapter shape for every modality.
+
+A modality step is ``RunInference(handler)`` over the stream of ``SegmentRecord`` and
+``DeadLetter`` elements. The handler:
+
+* passes dead letters through untouched;
+* marks the modality absent (never computing it) when the policy disables it;
+* asks the modality's ``prepare`` for the model input, or for the reason it is absent;
+* runs the model once per batch on the prepared inputs (``predict``);
+* adds the result to each record and drops the inputs no later step needs.
+
+A model failure on a batch is retried item by item so one bad segment cannot spoil its
+batch; an item that still fails gets the modality marked absent with ``model_error``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Generic, TypeVar
+
+from apache_beam.metrics import Metrics
+from apache_beam.ml.inference.base import ModelHandler
+
+from sentistream.transforms.config import ModelRuntime
+from sentistream.transforms.records import (
+    REASON_DISABLED_BY_POLICY,
+    REASON_MODEL_ERROR,
+    DeadLetter,
+    ModalityResult,
+    SegmentRecord,
+)
+
+Element = SegmentRecord | DeadLetter
+ModelT = TypeVar("ModelT")
+InputT = TypeVar("InputT")
+
+_LOG = logging.getLogger(__name__)
+
+
+def configure_torch(runtime: ModelRuntime) -> str:
+    """Apply thread settings and check the device; returns the device string."""
+    import torch
+
+    if runtime.threads > 0:
+        torch.set_num_threads(runtime.threads)
+    if runtime.device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device='cuda' was requested but torch sees no CUDA device")
+    return runtime.device
+
+
+class SegmentModelHandler(ModelHandler[Element, Element, ModelT], Generic[ModelT, InputT]):
+    """Base class: subclasses set ``modality`` and implement ``load``, ``prepare``,
+    ``predict`` (and optionally ``drop``)."""
+
+    modality: str = ""
+
+    def __init__(self, runtime: ModelRuntime) -> None:
+        super().__init__()
+        if not self.modality:
+            raise TypeError(f"{type(self).__name__} must set `modality`")
+        self._runtime = runtime
+        self._inputs = Metrics.counter(f"sentistream.{self.modality}", "model_inputs")
+        self._absent = Metrics.counter(f"sentistream.{self.modality}", "absent")
+        self._errors = Metrics.counter(f"sentistream.{self.modality}", "model_errors")
+
+    # -- to implement -------------------------------------------------------------
+    def load(self) -> ModelT:
+        raise NotImplementedError
+
+    def prepare(self, record: SegmentRecord) -> InputT | ModalityResult:
+        """The model input for ``record``, or an absent result saying why there is none."""
+        raise NotImplementedError
+
+    def predict(self, model: ModelT, inputs: Sequence[InputT]) -> list[ModalityResult]:
+        raise NotImplementedError
+
+    def drop(self) -> Mapping[str, Any]:
+        """Fields to clear on the record once this step ran (inputs no later step needs)."""
+        return {}
+
+    # -- ModelHandler ---------------------------------------------------------------
+    def load_model(self) -> ModelT:
+        configure_torch(self._runtime)
+        return self.load()
+
+    def batch_elements_kwargs(self) -> Mapping[str, Any]:
+        return {
+            "min_batch_size": self._runtime.min_batch_size,
+            "max_batch_size": self._runtime.max_batch_size,
+        }
+
+    def get_num_bytes(self, batch: Sequence[Element]) -> int:
+        # The default pickles the whole batch (frames and audio) just to count bytes.
+        total = 0
+        for el in batch:
+            if isinstance(el, SegmentRecord):
+                total += 0 if el.audio is None else el.audio.nbytes
+                total += sum(f.rgb.nbytes for f in el.frames)
+        return total
+
+    def get_metrics_namespace(self) -> str:
+        return f"sentistream.{self.modality}.RunInference"
+
+    def run_inference(
+        self,
+        batch: Sequence[Element],
+        model: ModelT,
+        inference_args: dict[str, Any] | None = None,
+    ) -> Iterable[Element]:
+        out: list[Element] = list(batch)
+        todo: list[tuple[int, InputT]] = []
+        drop = self.drop()
+        for i, el in enumerate(batch):
+            if isinstance(el, DeadLetter):
+                continue
+            if not el.policy.allows(self.modality):
+                out[i] = el.with_result(
+                    ModalityResult.absent(self.modality, REASON_DISABLED_BY_POLICY), **drop
+                )
+                continue
+            prepared = self.prepare(el)
+            if isinstance(prepared, ModalityResult):
+                self._absent.inc()
+                out[i] = el.with_result(prepared, **drop)
+            else:
+                todo.append((i, prepared))
+        if todo:
+            self._inputs.inc(len(todo))
+            results = self._predict_isolating_failures(model, [p for _, p in todo])
+            for (i, _), result in zip(todo, results, strict=True):
+                record = batch[i]
+                assert isinstance(record, SegmentRecord)
+                out[i] = record.with_result(result, **drop)
+        return out
+
+    def _predict_isolating_failures(
+        self, model: ModelT, inputs: list[InputT]
+    ) -> list[ModalityResult]:
+        try:
+            return self.predict(model, inputs)
+        except Exception:  # noqa: BLE001 - retried one by one below; nothing is lost
+            if len(inputs) == 1:
+                return [self._error_result(inputs[0], model)]
+        results = []
+        for item in inputs:
+            try:
+                results.extend(self.predict(model, [item]))
+            except Exception:  # noqa: BLE001 - recorded on the row as model_error
+                results.append(self._error_result(item, model))
+        return results
+
+    def _error_result(self, item: InputT, model: ModelT) -> ModalityResult:
+        _LOG.exception("%s model failed on one segment", self.modality)
+        self._errors.inc()
+        return ModalityResult(
+            modality=self.modality,
+            present=False,
+            reason=REASON_MODEL_ERROR,
+            model_id=getattr(model, "model_id", None),
+        )

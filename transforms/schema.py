@@ -1,0 +1,120 @@
+"""Output records and the one place their Parquet / Kafka schemas are derived.
+
+``ScoreRow`` is one analysed segment; ``DeadLetterRow`` one input (or part) that failed.
+Both are flat frozen dataclasses; ``arrow_schema`` derives the pyarrow schema from the
+annotations, and ``to_json`` gives the Kafka payload with the same field names.
+Bump ``SCHEMA_VERSION`` on any change of columns or their meaning.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+
+SCHEMA_VERSION = "1"
+
+_ARROW_TYPES: dict[type, pa.DataType] = {
+    str: pa.string(),
+    float: pa.float64(),
+    int: pa.int64(),
+    bool: pa.bool_(),
+}
+
+
+@dataclass(frozen=True)
+class ScoreRow:
+    """One segment's scores. Column meanings are in README "Output columns"."""
+
+    schema_version: str
+    video_id: str
+    source_uri: str
+    segment_id: str
+    channel: int
+    speaker: str
+    role: str
+    start_s: float
+    end_s: float
+    segmenter: str
+    transcript: str | None
+    transcript_source: str
+    asr_confidence: float | None
+    face_present: bool
+    face_valence: float | None
+    face_confidence: float | None
+    face_expression: str | None
+    face_reason: str | None
+    voice_present: bool
+    voice_valence: float | None
+    voice_arousal: float | None
+    voice_confidence: float | None
+    voice_reason: str | None
+    text_present: bool
+    text_valence: float | None
+    text_confidence: float | None
+    text_reason: str | None
+    fused_valence: float | None
+    fused_label: str
+    fused_confidence: float
+    modalities_present: str
+    modalities_enabled: str
+    policy_id: str
+    policy_rule: str
+    face_model_id: str | None
+    voice_model_id: str | None
+    text_model_id: str | None
+    fusion_model_id: str
+    detail_json: str
+    metadata_json: str
+    event_time: float | None
+    processed_at: float
+
+
+@dataclass(frozen=True)
+class DeadLetterRow:
+    """An input that could not be (fully) processed: where it came from, which stage
+    failed and why. ``payload`` keeps the raw event for inputs that were not even parseable."""
+
+    schema_version: str
+    video_id: str
+    source_uri: str
+    segment_id: str | None
+    stage: str
+    error_type: str
+    error: str
+    payload: str | None
+    processed_at: float
+
+
+def _arrow_field(name: str, annotation: Any) -> pa.Field:
+    args = typing.get_args(annotation)
+    nullable = isinstance(annotation, types.UnionType) and type(None) in args
+    base = next(a for a in args if a is not type(None)) if nullable else annotation
+    if base not in _ARROW_TYPES:
+        raise TypeError(f"column {name!r}: no Arrow type for {annotation!r}")
+    return pa.field(name, _ARROW_TYPES[base], nullable=nullable)
+
+
+def arrow_schema(record_type: type) -> pa.Schema:
+    """The pyarrow schema of a flat record dataclass, with the schema version as metadata."""
+    hints = typing.get_type_hints(record_type)
+    fields = [_arrow_field(f.name, hints[f.name]) for f in dataclasses.fields(record_type)]
+    return pa.schema(fields, metadata={"sentistream.schema_version": SCHEMA_VERSION})
+
+
+SCORE_SCHEMA = arrow_schema(ScoreRow)
+DEAD_LETTER_SCHEMA = arrow_schema(DeadLetterRow)
+
+
+def to_dict(row: ScoreRow | DeadLetterRow) -> dict[str, Any]:
+    return dataclasses.asdict(row)
+
+
+def to_json(row: ScoreRow | DeadLetterRow) -> bytes:
+    """The Kafka payload: the same fields as the Parquet columns, UTF-8 JSON."""
+    return json.dumps(to_dict(row), sort_keys=True, allow_nan=False).encode("utf-8")
