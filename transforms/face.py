@@ -54,10 +54,13 @@ class FaceHandler(SegmentModelHandler[Any, tuple[Frame, ...]]):
 
         cfg = self._config
         # Detect in every frame of every segment, then classify all crops in one call.
+        # In "largest" mode only the largest face per frame is classified at all.
         found: list[list[tuple[float, Any]]] = []
+        most_faces: list[int] = []
         crops: list[np.ndarray] = []
         for frames in inputs:
             per_segment: list[tuple[float, Any]] = []
+            most = 0
             for frame in frames:
                 boxes = detect_faces(
                     frame.rgb,
@@ -65,16 +68,18 @@ class FaceHandler(SegmentModelHandler[Any, tuple[Frame, ...]]):
                     min_confidence=cfg.min_detect_confidence,
                     min_face_px=cfg.min_face_px,
                 )
+                most = max(most, len(boxes))
                 if cfg.aggregate == "largest" and boxes:
                     boxes = [max(boxes, key=lambda b: b.w * b.h)]
                 if boxes:
                     crops.append(crop_faces(frame.rgb, boxes))
                     per_segment.extend((frame.t, box) for box in boxes)
             found.append(per_segment)
+            most_faces.append(most)
         probs = model.predict(np.concatenate(crops)) if crops else np.zeros((0, 7), np.float32)
         results: list[ModalityResult] = []
         offset = 0
-        for frames, per_segment in zip(inputs, found, strict=True):
+        for frames, per_segment, most in zip(inputs, found, most_faces, strict=True):
             if not per_segment:
                 results.append(ModalityResult.absent("face", REASON_NO_FACE, model.model_id))
                 continue
@@ -86,6 +91,7 @@ class FaceHandler(SegmentModelHandler[Any, tuple[Frame, ...]]):
                 n_frames=len(frames),
                 mode=cfg.aggregate,
             )
+            assert agg is not None  # per_segment is not empty
             results.append(
                 ModalityResult(
                     modality="face",
@@ -98,7 +104,7 @@ class FaceHandler(SegmentModelHandler[Any, tuple[Frame, ...]]):
                         "faces_scored": cfg.aggregate,
                         "frames": len(frames),
                         "frames_with_face": int(agg.n_frames_with_face),
-                        "max_faces_in_frame": int(agg.n_faces_max),
+                        "max_faces_in_frame": most,
                     },
                 )
             )
