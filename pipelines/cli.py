@@ -17,8 +17,18 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from sentistream.pipelines import batch
-from sentistream.pipelines.options import add_model_arguments
+
+class _QuietBeamImport(logging.Filter):
+    """Beam logs 'apitools not found' on import when the GCP extras are absent: noise here."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("apitools not found")
+
+
+logging.getLogger().addFilter(_QuietBeamImport())
+
+from sentistream.pipelines import batch  # noqa: E402 - after the filter above
+from sentistream.pipelines.options import add_model_arguments  # noqa: E402
 
 
 def default_cache_dir() -> Path:

