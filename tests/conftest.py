@@ -22,3 +22,17 @@ def shared_data() -> Path:
     if not (root / "README.md").is_file():
         pytest.skip(f"labelled data not found at {root} (set SENTISTREAM_DATA)")
     return root
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skip ``gpu`` tests where torch sees no CUDA device."""
+    if not any("gpu" in item.keywords for item in items):
+        return
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device (torch.cuda.is_available() is False)")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)

@@ -159,6 +159,7 @@ class StreamingSegmenter:
         self._buf = np.zeros(0, np.float32)
         self._buf_start = 0  # sample index (from origin) of _buf[0], on the VAD grid
         self._audio_seen = False  # VAD mode: some chunk had audio
+        self._emitted = 0
         # guard: a VAD turn ending this close to the buffer end may still grow.
         self._guard_s = (cfg.min_silence_ms + cfg.speech_pad_ms) / 1000 + 2 * VAD_WINDOW / 16e3
 
@@ -202,11 +203,19 @@ class StreamingSegmenter:
         self._end = chunk_end_s
         self._done = final
         if self._cues is not None:
-            return self._feed_cues(chunk_end_s, final)
-        if chunk_audio_mono is None and not self._audio_seen:
-            return self._emit_windows(chunk_end_s, close=final)
-        audio = np.zeros(0, np.float32) if chunk_audio_mono is None else chunk_audio_mono
-        return self._feed_audio(_check_audio(audio), chunk_start_s, chunk_end_s, final)
+            spans = self._feed_cues(chunk_end_s, final)
+        elif chunk_audio_mono is None and not self._audio_seen:
+            spans = self._emit_windows(chunk_end_s, close=final)
+        else:
+            audio = np.zeros(0, np.float32) if chunk_audio_mono is None else chunk_audio_mono
+            spans = self._feed_audio(_check_audio(audio), chunk_start_s, chunk_end_s, final)
+        self._emitted += len(spans)
+        if final and not self._emitted and chunk_end_s - self._origin >= self.cfg.min_s - _EPS:
+            # A recording shorter than one window, with no speech: one window covers it,
+            # so even a short silent clip gets a row (its faces are still scored).
+            spans = [Span(round(self._origin, 3), round(chunk_end_s, 3), KIND_WINDOW)]
+            self._emitted = 1
+        return spans
 
     def _emit_windows(self, settled_s: float, close: bool) -> list[Span]:
         """Full windows that end by ``settled_s``; with ``close`` the gap ends there."""

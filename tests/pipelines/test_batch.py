@@ -12,7 +12,7 @@ import apache_beam as beam
 import duckdb
 import numpy as np
 import pytest
-from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing import test_pipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from sentistream.pipelines import batch
@@ -165,7 +165,7 @@ def test_segment_ids_are_deterministic(media, tmp_path):
     refs = [VideoRef(uri=str(media["good"])), VideoRef(uri=str(media["audio_only"]))]
 
     def ids():
-        with TestPipeline(runner="FnApiRunner") as p:
+        with test_pipeline.TestPipeline(runner="FnApiRunner") as p:
             rows = p | beam.Create(refs) | ScoreVideos(cfg, clock=lambda: 0.0)
             keys = rows | "Key" >> beam.Map(
                 lambda r: (

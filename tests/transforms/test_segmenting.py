@@ -209,3 +209,11 @@ def test_decoded_stereo_segments_each_channel(speech: list[np.ndarray], tmp_path
     right_vad = [s for s in spans[1] if s.kind == KIND_VAD]
     assert len(left_vad) == 1 and abs(left_vad[0].start_s - truth[0][0]) < 0.3
     assert len(right_vad) == 1 and abs(right_vad[0].start_s - 5.0) < 0.3
+
+
+def test_short_recording_without_speech_is_one_window():
+    cfg = SegmentConfig(window_s=5.0, min_s=0.4)
+    silent = np.zeros(16000 * 3, np.float32)
+    spans = StreamingSegmenter(cfg).feed(silent, 0.0, 3.0, final=True)
+    assert [(s.start_s, s.end_s, s.kind) for s in spans] == [(0.0, 3.0, "window")]
+    assert StreamingSegmenter(cfg).feed(None, 0.0, 0.2, final=True) == []  # below min_s
