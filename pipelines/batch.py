@@ -155,8 +155,25 @@ def beam_options(beam_args: Sequence[str], workers: int) -> PipelineOptions:
     return PipelineOptions(args)
 
 
-def run(args: argparse.Namespace, beam_args: Sequence[str] = ()) -> OutputPaths:
-    """Run the batch job to completion; returns where it wrote."""
+@dataclass(frozen=True)
+class RunResult:
+    """Where a run wrote, and its counters (``namespace/name`` -> value)."""
+
+    paths: OutputPaths
+    counters: dict[str, int]
+
+
+def counters_of(result: beam.runners.runner.PipelineResult) -> dict[str, int]:
+    """The committed counters of a finished pipeline, by ``namespace/name``."""
+    counters: dict[str, int] = {}
+    for c in result.metrics().query()["counters"]:
+        key = f"{c.key.metric.namespace}/{c.key.metric.name}"
+        counters[key] = counters.get(key, 0) + int(c.committed or 0)
+    return counters
+
+
+def run(args: argparse.Namespace, beam_args: Sequence[str] = ()) -> RunResult:
+    """Run the batch job to completion; returns where it wrote and its counters."""
     config = config_from_args(args)
     refs = refs_from_args(args)
     if not refs:
@@ -166,9 +183,11 @@ def run(args: argparse.Namespace, beam_args: Sequence[str] = ()) -> OutputPaths:
     if "://" not in args.output:
         Path(args.output).mkdir(parents=True, exist_ok=True)
     _LOG.info("scoring %d input(s) into %s", len(refs), args.output)
-    with beam.Pipeline(options=beam_options(beam_args, args.workers)) as p:
-        build(p, refs, config, paths)
-    return paths
+    pipeline = beam.Pipeline(options=beam_options(beam_args, args.workers))
+    build(pipeline, refs, config, paths)
+    result = pipeline.run()
+    result.wait_until_finish()
+    return RunResult(paths=paths, counters=counters_of(result))
 
 
 def main(argv: Sequence[str] | None = None) -> None:

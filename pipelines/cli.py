@@ -49,9 +49,9 @@ def _cmd_run(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
             file=sys.stderr,
         )
         args.input = [str(sample)]
-    paths = batch.run(args, beam_args)
+    result = batch.run(args, beam_args)
     if "://" not in args.output:
-        print(summarize(paths))
+        print(summarize(result.paths))
     return 0
 
 
