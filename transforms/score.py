@@ -1,6 +1,7 @@
 """The processing transform shared by batch and streaming: ``VideoRef`` -> output rows.
 
-    VideoRef -> DecodeAndSegment -> Face -> Voice -> Text -> Fuse -> ScoreRow | DeadLetterRow
+    VideoRef -> DecodeAndSegment -> Face -> Asr -> Voice -> Text -> Fuse
+             -> ScoreRow | DeadLetterRow
 
 A linear chain of per-element steps (no Flatten, join or shuffle), so it runs live in
 local streaming as well as in batch, on Dataflow and on Flink. A modality that no policy
@@ -16,6 +17,7 @@ from collections.abc import Callable, Iterator
 
 import apache_beam as beam
 
+from sentistream.transforms.asr import ScoreAsr
 from sentistream.transforms.config import PipelineConfig
 from sentistream.transforms.decode import DecodeAndSegmentFn
 from sentistream.transforms.face import ScoreFace
@@ -170,8 +172,15 @@ class ScoreVideos(beam.PTransform):
         records = refs | "DecodeAndSegment" >> beam.ParDo(
             DecodeAndSegmentFn(cfg.decode, cfg.segment, cfg.policy)
         )
-        for modality in enabled_anywhere(cfg):
-            records = records | modality.capitalize() >> steps[modality]
+        enabled = enabled_anywhere(cfg)
+        if "face" in enabled:
+            records = records | "Face" >> steps["face"]
+        if cfg.asr.enabled and "text" in enabled:
+            # Before the voice step, which drops the audio.
+            records = records | "Asr" >> ScoreAsr(cfg.asr)
+        for modality in ("voice", "text"):
+            if modality in enabled:
+                records = records | modality.capitalize() >> steps[modality]
         return records | "Fuse" >> beam.ParDo(FuseFn(cfg, self._clock))
 
 

@@ -54,6 +54,7 @@ class VoiceHandler(SegmentModelHandler[Any, np.ndarray]):
             device=self._config.runtime.device,
             whisper_model_dir=self._config.whisper_model_dir,
             compute_type=self._config.compute_type,
+            threads=self._config.runtime.threads,  # same key as ASR's: one shared model
         )
 
     def prepare(self, record: SegmentRecord) -> np.ndarray | ModalityResult:
