@@ -125,7 +125,8 @@ def build(
     """Attach the whole batch graph to ``pipeline``."""
     rows = (
         pipeline
-        | "Inputs" >> beam.Create(list(refs), reshuffle=False)
+        # Create reshuffles, so inputs spread over workers (one bundle otherwise).
+        | "Inputs" >> beam.Create(list(refs))
         | "Score" >> ScoreVideos(config)
     )
     scores, dead = split_rows(rows)
@@ -146,12 +147,19 @@ def build(
 
 
 def beam_options(beam_args: Sequence[str], workers: int) -> PipelineOptions:
-    """Beam options: FnApiRunner locally (no Prism download), any ``--runner`` passed through."""
+    """Beam options: FnApiRunner locally (no Prism download), any ``--runner`` passed through.
+
+    ``workers`` > 1 asks the local FnApiRunner for that many worker processes.
+    """
     args = list(beam_args)
-    if not any(a.startswith("--runner") for a in args):
+    runner = next((a.split("=", 1)[1] for a in args if a.startswith("--runner=")), None)
+    if runner is None and "--runner" in args:
+        runner = args[args.index("--runner") + 1]
+    if runner is None:
         args.append("--runner=FnApiRunner")
-        if workers > 1:
-            args += [f"--direct_num_workers={workers}", "--direct_running_mode=multi_processing"]
+        runner = "FnApiRunner"
+    if workers > 1 and runner in ("FnApiRunner", "DirectRunner"):
+        args += [f"--direct_num_workers={workers}", "--direct_running_mode=multi_processing"]
     return PipelineOptions(args)
 
 
