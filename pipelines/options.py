@@ -102,6 +102,11 @@ def add_model_arguments(parser: Any) -> None:
         help="metadata key that must be 'true' for face/voice to run (else text only)",
     )
     add("--neutral-band", type=float, default=0.2, help="|fused valence| below this: neutral")
+    add(
+        "--fusion-bundle",
+        default=None,
+        help="learned late-fusion bundle (e.g. fusion-late-mlp); default: the fixed rule",
+    )
 
 
 def config_from_args(args: argparse.Namespace | Any) -> PipelineConfig:
@@ -142,7 +147,7 @@ def config_from_args(args: argparse.Namespace | Any) -> PipelineConfig:
             prefer_captions=not args.asr_over_captions,
         ),
         text=TextConfig(runtime=runtime(args.text_batch_size), bundle=args.text_bundle),
-        fusion=FusionConfig(neutral_band=args.neutral_band),
+        fusion=FusionConfig(neutral_band=args.neutral_band, bundle=args.fusion_bundle),
         policy=PolicyConfig(
             policy_id=args.policy_id,
             rules=parse_rules(args.policy),

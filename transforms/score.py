@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import apache_beam as beam
 
@@ -43,18 +44,32 @@ def enabled_anywhere(config: PipelineConfig) -> tuple[str, ...]:
     return tuple(m for m in MODALITIES if m in allowed)
 
 
-def to_score_row(record: SegmentRecord, config: PipelineConfig, processed_at: float) -> ScoreRow:
-    """Fuse one scored segment and flatten it into an output row (pure)."""
+def to_score_row(
+    record: SegmentRecord,
+    config: PipelineConfig,
+    processed_at: float,
+    learned: Any | None = None,
+) -> ScoreRow:
+    """Fuse one scored segment and flatten it into an output row (pure).
+
+    ``learned``: a loaded learned-fusion bundle (``models.fusion.LearnedFusion``); None =
+    the documented fixed rule.
+    """
     results = dict(record.results)
     for m in MODALITIES:
         if m not in results and not record.policy.allows(m):
             results[m] = ModalityResult.absent(m, REASON_DISABLED_BY_POLICY)
-    fused = fuse_fixed(
-        results,
-        record.policy.enabled,
-        neutral_band=config.fusion.neutral_band,
-        min_confidence=config.fusion.min_confidence,
-    )
+    if learned is not None:
+        fused = learned.fuse(results, record.policy.enabled)
+        fusion_model_id = learned.model_id
+    else:
+        fused = fuse_fixed(
+            results,
+            record.policy.enabled,
+            neutral_band=config.fusion.neutral_band,
+            min_confidence=config.fusion.min_confidence,
+        )
+        fusion_model_id = FIXED_RULE_ID
     face, voice, text = (results.get(m) for m in MODALITIES)
     transcript = record.transcript
     detail = {m: dict(r.detail) for m, r in results.items() if r.detail}
@@ -98,7 +113,7 @@ def to_score_row(record: SegmentRecord, config: PipelineConfig, processed_at: fl
         face_model_id=face.model_id if face else None,
         voice_model_id=voice.model_id if voice else None,
         text_model_id=text.model_id if text else None,
-        fusion_model_id=FIXED_RULE_ID,
+        fusion_model_id=fusion_model_id,
         detail_json=json.dumps(detail, sort_keys=True, default=str),
         metadata_json=json.dumps(dict(record.ref.metadata), sort_keys=True, default=str),
         event_time=record.ref.event_time,
@@ -132,6 +147,13 @@ class FuseFn(beam.DoFn):
     def __init__(self, config: PipelineConfig, clock: Callable[[], float] = time.time) -> None:
         self._config = config
         self._clock = clock  # injectable for tests
+        self._learned: Any | None = None
+
+    def setup(self) -> None:
+        if self._config.fusion.bundle:
+            from sentistream.models.fusion import LearnedFusion
+
+            self._learned = LearnedFusion.load(self._config.fusion.bundle)
 
     def process(self, element: SegmentRecord | DeadLetter) -> Iterator[ScoreRow | DeadLetterRow]:
         now = self._clock()
@@ -139,7 +161,7 @@ class FuseFn(beam.DoFn):
             yield to_dead_letter_row(element, now)
             return
         try:
-            yield to_score_row(element, self._config, now)
+            yield to_score_row(element, self._config, now, self._learned)
         except Exception as exc:  # noqa: BLE001 - one bad row must not stop the stream
             yield to_dead_letter_row(
                 DeadLetter(

@@ -50,3 +50,31 @@ def test_label_band():
     assert label_for(0.1, 0.2) == "neutral"
     assert label_for(-0.3, 0.2) == "negative"
     assert label_for(None, 0.2) == "unknown"
+
+
+def test_learned_fusion_bundle_plugs_into_the_row():
+    from sentistream.models.fusion import LearnedFusion
+    from sentistream.transforms.config import FusionConfig, PipelineConfig
+    from sentistream.transforms.records import PolicyDecision, SegmentRecord, VideoRef
+    from sentistream.transforms.score import to_score_row
+
+    learned = LearnedFusion.load("fusion-late-mlp")
+    record = SegmentRecord(
+        ref=VideoRef(uri="/x.mp4"),
+        segment_id="s",
+        channel=0,
+        speaker="unknown",
+        start_s=0.0,
+        end_s=2.0,
+        segmenter="vad",
+        has_video=True,
+        has_audio=True,
+        policy=PolicyDecision("p", ("face", "voice", "text"), "role:*"),
+        results={"text": res("text", -0.9, 0.9), "face": ModalityResult.absent("face", "no_face")},
+    )
+    cfg = PipelineConfig(fusion=FusionConfig(bundle="fusion-late-mlp"))
+    row = to_score_row(record, cfg, 0.0, learned)
+    assert row.fusion_model_id == learned.model_id
+    assert row.fused_label == "negative" and row.modalities_present == "text"
+    fixed = to_score_row(record, cfg, 0.0)
+    assert fixed.fusion_model_id.startswith("fusion-fixed")
