@@ -10,8 +10,6 @@ Embeddings are cached under ``--cache`` (default ``/tmp``), never in the reposit
 from __future__ import annotations
 
 import argparse
-import csv
-import hashlib
 import itertools
 import json
 import time
@@ -23,30 +21,32 @@ import numpy as np
 import torch
 from torch import nn
 
+from sentistream.models import calibration
 from sentistream.models.bundle import BundleMeta, save_bundle_meta
+from sentistream.models.calibration import per_class_f1 as per_class_f1
 from sentistream.models.text import (
     LABELS,
     TextHead,
     TextSentimentModel,
     assemble_features,
-    load_minilm_encoder,
-    normalize_text,
-    surface_features,
     vader_labels,
-    vader_scores,
+)
+from sentistream.models.text_card import CARD as CARD
+from sentistream.models.text_card import FEATURE_TEXT as FEATURE_TEXT
+from sentistream.models.text_card import LICENCES, model_card
+from sentistream.models.text_card import table_row as table_row
+from sentistream.models.text_data import (
+    Corpus,
+    cached_features,
+    lazy_encoder,
+    load_meld,
+    load_tweeteval,
+    split_by_dialogue,
 )
 
 NAME = "text-minilm-vader-lr"
 VERSION = "1"
 EMBEDDING_DIM = 384
-
-
-class Corpus(NamedTuple):
-    """Texts with labels (index into LABELS) and a group id (dialogue) per text."""
-
-    texts: list[str]
-    y: np.ndarray  # (N,) int64
-    groups: np.ndarray  # (N,) int64; -1 where there is no dialogue
 
 
 class Config(NamedTuple):
@@ -56,72 +56,12 @@ class Config(NamedTuple):
     class_weight: str  # "none" | "balanced" | "sqrt"
 
 
-# ---------------------------------------------------------------- data
-
-
-def load_meld(path: Path) -> Corpus:
-    """A MELD ``*_sent_emo.csv``: Utterance, Sentiment, Dialogue_ID."""
-    with path.open(encoding="utf-8", newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    texts = [normalize_text(r["Utterance"]) for r in rows]
-    y = np.array([LABELS.index(r["Sentiment"]) for r in rows], dtype=np.int64)
-    groups = np.array([int(r["Dialogue_ID"]) for r in rows], dtype=np.int64)
-    return Corpus(texts, y, groups)
-
-
-def load_tweeteval(folder: Path) -> Corpus:
-    """TweetEval sentiment validation: val_text.txt / val_labels.txt (0 neg, 1 neu, 2 pos)."""
-    mapping = dict(line.split("\t") for line in (folder / "mapping.txt").read_text().splitlines())
-    if [mapping[str(i)].strip() for i in range(3)] != list(LABELS):
-        raise ValueError(f"unexpected TweetEval mapping {mapping}")
-    texts = (folder / "val_text.txt").read_text(encoding="utf-8").splitlines()
-    labels = (folder / "val_labels.txt").read_text(encoding="utf-8").split()
-    if len(texts) != len(labels):
-        raise ValueError(f"TweetEval: {len(texts)} texts but {len(labels)} labels")
-    y = np.array([int(v) for v in labels], dtype=np.int64)
-    return Corpus([normalize_text(t) for t in texts], y, np.full(len(y), -1, dtype=np.int64))
-
-
-def split_by_dialogue(groups: np.ndarray, dev_fraction: float, seed: int) -> np.ndarray:
-    """Boolean dev mask (N,) holding out whole dialogues, seeded."""
-    if not 0.0 < dev_fraction < 1.0:
-        raise ValueError(f"dev_fraction must be in (0, 1), got {dev_fraction}")
-    unique = np.unique(groups)
-    rng = np.random.default_rng(seed)
-    held = rng.choice(unique, size=max(1, round(len(unique) * dev_fraction)), replace=False)
-    return np.isin(groups, held)
-
-
-def cached_features(texts: list[str], cache: Path, encoder_factory: Any) -> dict[str, np.ndarray]:
-    """MiniLM embeddings (cached on disk by content hash) and VADER scores for texts."""
-    digest = hashlib.sha1("\n".join(texts).encode("utf-8")).hexdigest()[:16]
-    path = cache / f"minilm-{digest}.npy"
-    if path.is_file():
-        emb = np.load(path)
-    else:
-        emb = encoder_factory()(texts)
-        cache.mkdir(parents=True, exist_ok=True)
-        np.save(path, emb)
-    return {"minilm": emb, "vader": vader_scores(texts), "surface": surface_features(texts)}
-
-
 # ---------------------------------------------------------------- metrics (pure)
-
-
-def per_class_f1(y: np.ndarray, pred: np.ndarray, num_classes: int) -> np.ndarray:
-    """(C,) F1 per class; 0 where a class is neither predicted nor present."""
-    f1 = np.zeros(num_classes)
-    for c in range(num_classes):
-        tp = np.sum((pred == c) & (y == c))
-        denom = np.sum(pred == c) + np.sum(y == c)
-        f1[c] = 2 * tp / denom if denom else 0.0
-    return f1
 
 
 def weighted_f1(y: np.ndarray, pred: np.ndarray, num_classes: int = len(LABELS)) -> float:
     """Support-weighted mean of per-class F1 (sklearn's ``average="weighted"``)."""
-    support = np.bincount(y, minlength=num_classes)
-    return float(np.sum(per_class_f1(y, pred, num_classes) * support) / len(y))
+    return calibration.weighted_f1(y, pred, num_classes)
 
 
 def classification_report(y: np.ndarray, pred: np.ndarray) -> dict[str, Any]:
@@ -147,10 +87,9 @@ def bootstrap_ci(
     y: np.ndarray, pred: np.ndarray, *, seed: int, n_boot: int = 1000
 ) -> tuple[float, float]:
     """Percentile 95 % bootstrap interval of weighted F1 (utterances resampled)."""
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(y), size=(n_boot, len(y)))
-    scores = np.array([weighted_f1(y[i], pred[i]) for i in idx])
-    return float(np.percentile(scores, 2.5)), float(np.percentile(scores, 97.5))
+    return calibration.bootstrap_ci(
+        calibration.weighted_f1, y, pred, len(LABELS), seed=seed, n_boot=n_boot
+    )
 
 
 def expected_calibration_error(probs: np.ndarray, y: np.ndarray, bins: int = 10) -> float:
@@ -329,13 +268,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     meld = load_meld(args.data / "meld" / "train_sent_emo.csv")
     tweets = load_tweeteval(args.data / "tweeteval")
     meld_dev = load_meld(args.data / "meld" / "dev_sent_emo.csv")
-    encoders: list[Any] = []
-
-    def encoder() -> Any:
-        if not encoders:
-            encoders.append(load_minilm_encoder())
-        return encoders[0]
-
+    encoder = lazy_encoder()
     f_meld = cached_features(meld.texts, args.cache, encoder)
     f_tweet = cached_features(tweets.texts, args.cache, encoder)
     dev = split_by_dialogue(meld.groups, args.dev_fraction, args.seed)
@@ -377,96 +310,6 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     (args.out / f"{NAME}.md").write_text(model_card(meta), encoding="utf-8")
     print(json.dumps(metrics, indent=2))
     return report
-
-
-FEATURE_TEXT = {
-    "minilm": "frozen all-MiniLM-L6-v2 sentence embedding (384-d)",
-    "vader": "VADER neg/neu/pos/compound",
-    "surface": 'log1p counts of "!", "?", words, all-caps words, "..."',
-}
-LICENCES = {
-    "MELD": "GPL-3.0 repository; utterances from the TV series Friends",
-    "TweetEval": "released without restrictions; original dataset terms apply",
-    "all-MiniLM-L6-v2": "Apache-2.0",
-    "vaderSentiment": "MIT",
-}
-
-
-def table_row(name: str, r: dict[str, Any], ci: str = "") -> str:
-    per_class = ", ".join(f"{k} {x:.3f}" for k, x in r["per_class_f1"].items())
-    acc, mf1 = r["accuracy"], r["macro_f1"]
-    return f"| {name} | {r['weighted_f1']:.3f}{ci} | {acc:.3f} | {mf1:.3f} | {per_class} |"
-
-
-def model_card(meta: BundleMeta) -> str:
-    """Markdown model card from the bundle's metadata and metrics."""
-    m, sel = meta.metrics["meld_dev"], meta.metrics["selected"]
-    lo, hi = m["weighted_f1_ci95"]
-    return CARD.format(
-        meta=meta,
-        m=m,
-        sel=sel,
-        model_row=table_row("this model", m, f" (95 % CI {lo:.3f}-{hi:.3f})"),
-        vader_row=table_row("VADER rule (+-0.05)", meta.metrics["meld_dev_vader_baseline"]),
-        lic="\n".join(f"- {k}: {x}" for k, x in meta.training_data["licences"].items()),
-        head="logistic regression" if sel["hidden"] == 0 else f"MLP ({sel['hidden']} hidden)",
-        labels=", ".join(meta.labels),
-        feats="; ".join(FEATURE_TEXT[f] for f in meta.params["features"]),
-        sel_f1=meta.metrics["internal_dev_weighted_f1"],
-        ms=meta.metrics["ms_per_sentence_batched_cpu_1thread"],
-        td=meta.training_data,
-    )
-
-
-CARD = """# {meta.model_id} (text sentiment)
-
-Three-class sentence sentiment ({labels}), the words branch of sentistream.
-Features: {feats}. Head: standardiser -> {head} -> temperature (T = {sel[temperature]:.3f}).
-Output: valence = P(positive) - P(negative) in [-1, 1]; confidence = max class
-probability. One utterance at a time, no dialogue context.
-
-## Data and licences
-
-- Train: {td[train]}
-- Selection: {td[model_selection]}
-- Evaluation: {td[evaluation]}
-
-{lic}
-
-The weights derive from MELD (GPL-3.0 repository, TV-series utterances) and TweetEval
-(original dataset terms): check both before commercial redistribution.
-
-## Metrics on MELD dev (n = {m[n]})
-
-| model | weighted F1 | accuracy | macro F1 | per-class F1 |
-|---|---|---|---|---|
-{model_row}
-{vader_row}
-
-- Published text-only reference (MELD paper, text CNN, test split): 64.3 weighted F1.
-- ECE (10 bins) of the confidence: {m[ece_10_bins]:.3f} ({m[ece_10_bins_before_temperature]:.3f}
-  before temperature scaling). CI: 1000 bootstrap resamples of utterances.
-- Confusion (rows true, columns predicted; {labels}): {m[confusion_rows_true_cols_pred]}.
-- Selected on internal dev (weighted F1 {sel_f1:.3f}): features {sel[features]}, hidden
-  {sel[hidden]}, class weighting {sel[class_weight]}, epoch {sel[epoch]}.
-- Speed: {ms:.1f} ms per sentence, batched, CPU, 1 thread (MiniLM dominates).
-- Development note: MELD dev was not used for selection, but it was scored in development
-  runs (an MLP-head grid, 0.623); the linear head was then fixed, as the name says.
-
-## Failure modes
-
-- Sarcasm, irony, and sentiment carried by tone or context (common in sitcom dialogue):
-  one utterance at a time, words only.
-- Short backchannels ("Oh.", "Yeah!", "What?") are ambiguous without audio and context.
-- Negative utterances are most often called neutral; see the confusion above.
-- English only; ASR errors propagate; calibrated on TV dialogue, not other domains.
-
-## Intended use
-
-The words-modality score of sentistream, fused with face and voice, for aggregate
-analytics over many segments. Out of scope: decisions about individuals (hiring, credit,
-medical, surveillance), non-English text, long documents, any use as ground truth.
-"""
 
 
 if __name__ == "__main__":
