@@ -10,7 +10,8 @@ Reports, for a 640x360 25 fps H.264+AAC clip with speech and captions:
   * the whole ``sentistream run`` command in a fresh process: wall time (with interpreter,
     Beam and model start-up), its real-time factor, the ratio to decode-only, peak RSS,
   * with ``--long-minutes``: the same command on a long clip, to show memory stays flat.
-Speech recognition is not part of this benchmark (captions provide the words).
+Twice: words and segments from the captions sidecar (no speech recognition), and with
+``--no-captions`` (voice activity segments, Whisper speech recognition).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sentistream.transforms.asr import AsrHandler
 from sentistream.transforms.captions import Cue
 from sentistream.transforms.config import PipelineConfig
 from sentistream.transforms.decode import iter_segments
@@ -91,7 +93,18 @@ def run_stage(handler, model, records: list, batch: int) -> list:  # noqa: ANN00
     return out
 
 
-def stages(clip: Path, seconds: float, config: PipelineConfig) -> dict:
+def stages(clip: Path, seconds: float, config: PipelineConfig, *, asr: bool) -> dict:
+    """Steady-state time of each stage (models loaded first), in pipeline order.
+
+    ``asr=False``: segments and words from the captions sidecar; ``asr=True``: voice
+    activity segments and speech recognition (the captions are ignored).
+    """
+    import dataclasses
+
+    if asr:
+        config = dataclasses.replace(
+            config, segment=dataclasses.replace(config.segment, prefer_captions=False)
+        )
     ref = VideoRef(uri=str(clip))
     report: dict = {}
     _, report["decode_only_s"] = timed(
@@ -100,17 +113,15 @@ def stages(clip: Path, seconds: float, config: PipelineConfig) -> dict:
     records, report["decode_segment_s"] = timed(
         lambda: list(iter_segments(ref, config.decode, config.segment, config.policy))
     )
-    no_captions = PipelineConfig(segment=type(config.segment)(prefer_captions=False))
-    vad_records, report["decode_segment_vad_s"] = timed(
-        lambda: list(iter_segments(ref, config.decode, no_captions.segment, config.policy))
-    )
     report["segments"] = len(records)
-    report["segments_vad"] = len(vad_records)
-    for name, handler, batch in (
-        ("face", FaceHandler(config.face), config.face.runtime.max_batch_size),
+    handlers = [("face", FaceHandler(config.face), config.face.runtime.max_batch_size)]
+    if asr:
+        handlers.append(("asr", AsrHandler(config.asr), config.asr.runtime.max_batch_size))
+    handlers += [
         ("voice", VoiceHandler(config.voice), config.voice.runtime.max_batch_size),
         ("text", TextHandler(config.text), config.text.runtime.max_batch_size),
-    ):
+    ]
+    for name, handler, batch in handlers:
         model, report[f"{name}_load_s"] = timed(handler.load_model)
         start = time.perf_counter()
         records = run_stage(handler, model, records, batch)
@@ -122,11 +133,12 @@ def stages(clip: Path, seconds: float, config: PipelineConfig) -> dict:
     report["present"] = {
         m: sum(getattr(r, f"{m}_present") for r in rows) for m in ("face", "voice", "text")
     }
-    steady = sum(report[k] for k in ("decode_segment_s", "face_s", "voice_s", "text_s", "fuse_s"))
+    names = ["decode_segment"] + [name for name, _, _ in handlers] + ["fuse"]
+    steady = sum(report[f"{k}_s"] for k in names)
     report["steady_state_s"] = steady
     report["steady_state_rtf"] = seconds / steady
     report["steady_over_decode"] = steady / report["decode_only_s"]
-    for k in ("decode_only", "decode_segment", "face", "voice", "text"):
+    for k in ["decode_only", *names]:
         report[f"{k}_rtf"] = seconds / max(report[f"{k}_s"], 1e-9)
     return report
 
@@ -140,10 +152,10 @@ _CHILD = (
 )
 
 
-def end_to_end(clip: Path, seconds: float, decode_only_s: float) -> dict:
+def end_to_end(clip: Path, seconds: float, decode_only_s: float, *flags: str) -> dict:
     """The real ``sentistream run`` in a fresh process: wall time and its peak RSS."""
     with tempfile.TemporaryDirectory() as out:
-        cmd = [sys.executable, "-c", _CHILD, "run", "--input", str(clip), "--output", out]
+        cmd = [sys.executable, "-c", _CHILD, "run", "--input", str(clip), "--output", out, *flags]
         start = time.perf_counter()
         done = subprocess.run(
             cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
@@ -171,8 +183,15 @@ def main() -> None:
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
     clip = make_clip(work / f"clip_{int(args.seconds)}s.mp4", args.seconds)
-    report = {"clip": str(clip), "stages": stages(clip, args.seconds, PipelineConfig())}
-    report["end_to_end"] = end_to_end(clip, args.seconds, report["stages"]["decode_only_s"])
+    config = PipelineConfig()
+    report = {
+        "clip": str(clip),
+        "stages_captions": stages(clip, args.seconds, config, asr=False),
+        "stages_asr": stages(clip, args.seconds, config, asr=True),
+    }
+    decode_s = report["stages_captions"]["decode_only_s"]
+    report["end_to_end"] = end_to_end(clip, args.seconds, decode_s)
+    report["end_to_end_asr"] = end_to_end(clip, args.seconds, decode_s, "--no-captions")
     if args.long_minutes:
         long_s = args.long_minutes * 60
         long_clip = make_clip(work / f"clip_{int(long_s)}s.mp4", long_s)
