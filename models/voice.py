@@ -172,6 +172,10 @@ class VoiceEmotionModel:
     ) -> VoiceEmotionModel:
         """Load a ``voice`` bundle and the (cached, shared) Whisper encoder it reads.
 
+        A v2 bundle (``params.head == "emotion-hierarchical-v2"``, e.g.
+        ``voice-whisper-tiny-v2``) loads as
+        :class:`~sentistream.models.voice_features.VoiceEmotionModelV2`.
+
         Args:
             name_or_path: a shipped bundle name or a path to a bundle ``.json``.
             device: where the encoder runs (``cpu`` / ``cuda``); the head runs on CPU.
@@ -181,6 +185,11 @@ class VoiceEmotionModel:
             threads: encoder CPU threads (0 = library default).
         """
         meta = load_bundle_meta(name_or_path, expected_kind="voice")
+        if meta.params.get("head") == "emotion-hierarchical-v2":
+            from sentistream.models.voice_features import VoiceEmotionModelV2
+
+            encoder = load_whisper(whisper_model_dir, device, compute_type, threads)
+            return VoiceEmotionModelV2.from_meta(meta, encoder)
         head = load_head(meta)
         encoder = load_whisper(whisper_model_dir, device, compute_type, threads)
         probe = encode_pooled(encoder, [np.zeros(SAMPLE_RATE // 2, dtype=np.float32)])
