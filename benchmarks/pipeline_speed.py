@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sentistream.pipelines.options import add_model_arguments, config_from_args
 from sentistream.transforms.asr import AsrHandler
 from sentistream.transforms.captions import Cue
 from sentistream.transforms.config import PipelineConfig
@@ -183,7 +184,9 @@ def main() -> None:
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
     clip = make_clip(work / f"clip_{int(args.seconds)}s.mp4", args.seconds)
-    config = PipelineConfig()
+    defaults = argparse.ArgumentParser()
+    add_model_arguments(defaults)
+    config = config_from_args(defaults.parse_args([]))  # exactly the CLI's defaults
     report = {
         "clip": str(clip),
         "stages_captions": stages(clip, args.seconds, config, asr=False),

@@ -8,6 +8,7 @@ The same arguments serve the ``sentistream`` CLI (argparse subcommands) and Beam
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Any
 
 from apache_beam.options.pipeline_options import PipelineOptions
@@ -27,6 +28,10 @@ from sentistream.transforms.config import (
 from sentistream.transforms.policy import parse_rules
 
 DEFAULT_POLICY = "*=face,voice,text"
+
+
+def default_whisper_threads() -> int:
+    return max(1, min(4, os.cpu_count() or 1))
 
 
 def add_model_arguments(parser: Any) -> None:
@@ -117,9 +122,12 @@ def add_model_arguments(parser: Any) -> None:
 def config_from_args(args: argparse.Namespace | Any) -> PipelineConfig:
     """Build the frozen config from parsed arguments (argparse or PipelineOptions view)."""
 
-    def runtime(batch: int) -> ModelRuntime:
+    def runtime(batch: int, threads: int | None = None) -> ModelRuntime:
         return ModelRuntime(
-            device=args.device, min_batch_size=1, max_batch_size=batch, threads=args.threads
+            device=args.device,
+            min_batch_size=1,
+            max_batch_size=batch,
+            threads=args.threads if threads is None else threads,
         )
 
     return PipelineConfig(
@@ -142,10 +150,11 @@ def config_from_args(args: argparse.Namespace | Any) -> PipelineConfig:
             whisper_model_dir=args.whisper_model_dir,
             compute_type=args.whisper_compute_type,
             channel_normalise=not args.voice_clip_alone,
+            whisper_threads=args.whisper_threads,
         ),
         asr=AsrConfig(
             enabled=not args.no_asr,
-            runtime=runtime(args.asr_batch_size),
+            runtime=runtime(args.asr_batch_size, args.whisper_threads),
             model_dir=args.asr_model_dir,
             compute_type=args.asr_compute_type,
             beam_size=args.asr_beam_size,

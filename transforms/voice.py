@@ -91,7 +91,7 @@ class VoiceHandler(SegmentModelHandler[Any, tuple[ChannelKey, np.ndarray]]):
             device=self._config.runtime.device,
             whisper_model_dir=self._config.whisper_model_dir,
             compute_type=self._config.compute_type,
-            threads=self._config.runtime.threads,  # same key as ASR's: one shared model
+            threads=self._config.whisper_threads,  # same key as ASR's: one shared model
         )
         if self._config.channel_normalise and hasattr(model, "predict_channel"):
             return ChannelMemory(model)
