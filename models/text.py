@@ -268,11 +268,18 @@ class TextSentimentModel:
         """Load a shipped bundle by name, or a bundle ``.json`` by path.
 
         Weights load with ``strict=True``; a mismatch raises ValueError naming the bundle.
-        ``encoder`` overrides the MiniLM encoder (tests, or a shared instance).
+        ``encoder`` overrides the MiniLM encoder (tests, or a shared instance). A bundle
+        with ``params["finetuned_layers"]`` also carries those MiniLM layers (checked
+        strictly even when ``encoder`` is given); see :mod:`sentistream.models.text_encoder`.
         """
         meta = load_bundle_meta(name_or_path, expected_kind="text")
         head = build_text_head(meta.params, num_classes=len(meta.labels))
         state = torch.load(meta.weights_path, map_location="cpu", weights_only=True)
+        layers = None  # fine-tuned MiniLM layers (text_encoder), for kind "text" with them
+        if meta.params.get("finetuned_layers"):
+            from sentistream.models.text_encoder import split_finetuned_state
+
+            state, layers = split_finetuned_state(meta.name, meta.params, state)
         try:
             head.load_state_dict(state, strict=True)
         except RuntimeError as err:
@@ -280,7 +287,11 @@ class TextSentimentModel:
                 f"bundle {meta.name!r}: weights {meta.weights_path.name} do not match its "
                 f"params {meta.params}: {err}"
             ) from err
-        if encoder is None and "minilm" in meta.params["features"]:
+        if encoder is None and "minilm" in meta.params["features"] and layers is not None:
+            from sentistream.models.text_encoder import load_finetuned_minilm_encoder
+
+            encoder = load_finetuned_minilm_encoder(layers, device=device)
+        elif encoder is None and "minilm" in meta.params["features"]:
             encoder = load_minilm_encoder(device=device)
         return cls(meta, head, encoder, device=device)
 

@@ -148,7 +148,7 @@ class AsrConfig:
 @dataclass(frozen=True)
 class TextConfig:
     runtime: ModelRuntime = field(default_factory=ModelRuntime)
-    bundle: str = "text-minilm-vader-lr"
+    bundle: str = "text-minilm-ft"
 
 
 @dataclass(frozen=True)
