@@ -58,8 +58,16 @@ def add_model_arguments(parser: Any) -> None:
     add(
         "--threads",
         type=int,
-        default=0,
-        help="intra-op threads per model (0: library default); set it on shared machines",
+        default=1,
+        help="torch intra-op threads per worker process (face, voice head, text); the "
+        "models are small: 1 is fastest on a busy CPU, use --workers to use more cores",
+    )
+    add(
+        "--whisper-threads",
+        type=int,
+        default=default_whisper_threads(),
+        help="CTranslate2 threads of the Whisper encoder shared by speech recognition and "
+        "the voice branch (default: the CPU count, at most 4)",
     )
     add("--face-batch-size", type=int, default=8, help="segments per face-model batch")
     add("--voice-batch-size", type=int, default=8, help="segments per voice-model batch")
