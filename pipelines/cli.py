@@ -2,6 +2,9 @@
 
     sentistream run                      # score the built-in demo sample into ./out
     sentistream run --input 'calls/*.mp4' --output out/ [--channel-roles agent,customer]
+    sentistream stream [--bootstrap HOST:PORT]   # Kafka events in, Kafka + Parquet out
+    sentistream demo                     # local broker + the sample, streamed end to end
+    sentistream train {face,voice,text,fusion} / sentistream evaluate {...}
     sentistream sample --output DIR      # write the demo sample video (and its captions)
 
 ``sentistream SUBCOMMAND --help`` lists every option. Unknown options are passed to Beam
@@ -27,7 +30,7 @@ class _QuietBeamImport(logging.Filter):
 
 logging.getLogger().addFilter(_QuietBeamImport())
 
-from sentistream.pipelines import batch  # noqa: E402 - after the filter above
+from sentistream.pipelines import batch, demo, stream, train_cli  # noqa: E402 - after the filter
 from sentistream.pipelines.options import add_model_arguments  # noqa: E402
 
 
@@ -80,6 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_io_arguments(run)
     add_model_arguments(run)
     run.set_defaults(func=_cmd_run)
+
+    stream.add_parser(sub)
+    demo.add_parser(sub)
+    train_cli.add_parsers(sub)
 
     sample = sub.add_parser("sample", help="write the built-in demo sample video")
     sample.add_argument("--output", default="sample", help="folder to write it to")

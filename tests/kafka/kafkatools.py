@@ -1,0 +1,162 @@
+"""Helpers for the Kafka tests: produce, consume and read committed offsets on a real
+broker (imported by the test modules; the fixtures are in conftest.py)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+
+def produce(bootstrap: str, topic: str, values: list[bytes], partition: int | None = None) -> None:
+    """Send ``values`` and wait until the broker acknowledged each."""
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    try:
+        for value in values:
+            producer.send(topic, value=value, partition=partition).get(timeout=10)
+    finally:
+        producer.close(timeout=5)
+
+
+def consume(
+    bootstrap: str, topic: str, *, expect: int, timeout_s: float = 20.0
+) -> list[tuple[bytes | None, dict]]:
+    """Read ``topic`` from the start until ``expect`` records (or the timeout): (key, JSON)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    try:
+        parts = consumer.partitions_for_topic(topic) or {0}
+        tps = [TopicPartition(topic, p) for p in sorted(parts)]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        out: list[tuple[bytes | None, dict]] = []
+        deadline = time.monotonic() + timeout_s
+        while len(out) < expect and time.monotonic() < deadline:
+            for records in consumer.poll(timeout_ms=200).values():
+                out.extend((r.key, json.loads(r.value)) for r in records)
+        return out
+    finally:
+        consumer.close(autocommit=False)
+
+
+def committed(bootstrap: str, topic: str, group: str, partition: int = 0) -> int | None:
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group)
+    try:
+        return consumer.committed(TopicPartition(topic, partition))
+    finally:
+        consumer.close(autocommit=False)
+
+
+def score_row(segment_id: str, *, video_id: str = "v1", valence: float = 0.5, **changes):
+    """A ScoreRow with plausible values (for sink tests that need no models)."""
+    import dataclasses
+
+    from sentistream.transforms.schema import SCHEMA_VERSION, ScoreRow
+
+    row = ScoreRow(
+        schema_version=SCHEMA_VERSION,
+        video_id=video_id,
+        source_uri=f"/media/{video_id}.mp4",
+        segment_id=segment_id,
+        channel=0,
+        speaker="unknown",
+        role="unknown",
+        start_s=0.0,
+        end_s=2.5,
+        segmenter="captions",
+        transcript="hello there",
+        transcript_source="captions",
+        asr_confidence=None,
+        face_present=True,
+        face_valence=valence,
+        face_confidence=0.8,
+        face_expression="happy",
+        face_reason=None,
+        voice_present=False,
+        voice_valence=None,
+        voice_arousal=None,
+        voice_confidence=None,
+        voice_reason="silence",
+        text_present=True,
+        text_valence=valence,
+        text_confidence=0.7,
+        text_reason=None,
+        fused_valence=valence,
+        fused_label="positive",
+        fused_confidence=0.75,
+        modalities_present="face,text",
+        modalities_enabled="face,voice,text",
+        policy_id="default-all",
+        policy_rule="*",
+        face_model_id="face@1",
+        voice_model_id=None,
+        text_model_id="text@1",
+        fusion_model_id="fixed@1",
+        detail_json="{}",
+        metadata_json="{}",
+        event_time=1_767_225_600.0,
+        processed_at=1_767_225_601.0,
+    )
+    return dataclasses.replace(row, **changes)
+
+
+def dead_letter_row(video_id: str = "v1", *, segment_id: str | None = None, **changes):
+    import dataclasses
+
+    from sentistream.transforms.schema import SCHEMA_VERSION, DeadLetterRow
+
+    row = DeadLetterRow(
+        schema_version=SCHEMA_VERSION,
+        video_id=video_id,
+        source_uri=f"/media/{video_id}.mp4",
+        segment_id=segment_id,
+        stage="decode",
+        error_type="InvalidDataError",
+        error="not a media file",
+        payload=None,
+        processed_at=1_767_225_601.0,
+    )
+    return dataclasses.replace(row, **changes)
+
+
+def make_clip(path, sentences, *, duration_s: float, size=(320, 180), fps: float = 10.0):
+    """A talking-head mp4 at ``path`` with ``sentences`` spoken one after another (from
+    0.5 s, 0.5 s apart) and a WebVTT sidecar of them; returns the path."""
+    from pathlib import Path
+
+    import numpy as np
+    from skimage import data as skdata
+
+    from sentistream.transforms.captions import Cue
+    from sentistream.transforms.synth import (
+        talking_head_frames,
+        trim_silence,
+        tts,
+        write_media,
+        write_vtt,
+    )
+
+    path = Path(path)
+    rate = 16000
+    track = np.zeros(int(duration_s * rate), np.float32)
+    cues, cursor = [], 0.5
+    for text in sentences:
+        speech, sr = tts(text)
+        speech = trim_silence(speech)
+        if sr != rate:
+            idx = np.linspace(0, speech.size - 1, int(speech.size * rate / sr))
+            speech = np.interp(idx, np.arange(speech.size), speech).astype(np.float32)
+        a = int(cursor * rate)
+        piece = speech[: max(track.size - a, 0)]
+        track[a : a + piece.size] = piece
+        end = cursor + piece.size / rate
+        cues.append(Cue(round(cursor, 3), round(end, 3), text))
+        cursor = end + 0.5
+    frames = talking_head_frames(skdata.astronaut(), int(duration_s * fps), size=size, fps=fps)
+    write_media(path, frames=frames, fps=fps, audio=track, sample_rate=rate)
+    write_vtt(path.with_suffix(".vtt"), cues)
+    return path

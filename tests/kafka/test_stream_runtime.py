@@ -1,0 +1,101 @@
+"""The local streaming runtime's own behaviour, with a stand-in scorer (no models): runs
+are recycled without losing or repeating events; the loop runtime matches."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import apache_beam as beam
+import pytest
+from kafkatools import committed, consume, produce, score_row
+
+from sentistream.pipelines import stream
+from sentistream.transforms.config import PipelineConfig
+from sentistream.transforms.events import encode_event
+
+pytestmark = pytest.mark.kafka
+
+
+class _OneRowPerEvent(beam.DoFn):
+    def process(self, ref):
+        yield score_row(f"{ref.video_id}-0", video_id=ref.video_id, processed_at=time.time())
+
+
+def one_row_scorer(config: PipelineConfig) -> beam.PTransform:
+    return beam.ParDo(_OneRowPerEvent())
+
+
+def _settings(topics, tmp_path, **changes) -> stream.StreamSettings:
+    return stream.StreamSettings(
+        bootstrap=topics.bootstrap,
+        input_topic=topics.events,
+        output_topic=topics.scores,
+        dead_letter_topic=topics.dead_letters,
+        output=str(tmp_path / "out"),
+        group_id=topics.group,
+        check_exists=False,
+        **changes,
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("isolate", [False, True], ids=["in-process", "forked"])
+def test_streaming_runs_are_recycled_without_loss_or_repeats(topics, tmp_path, isolate):
+    videos = [f"v{i}" for i in range(12)]
+
+    def publish() -> None:
+        for v in videos:
+            produce(topics.bootstrap, topics.events, [encode_event(f"/m/{v}.mp4", video_id=v)])
+            time.sleep(0.4)
+
+    producer = threading.Thread(target=publish)
+    producer.start()
+    settings = _settings(topics, tmp_path, max_run_s=1.5, idle_timeout_s=1.2, isolate_runs=isolate)
+    runs = stream.run_streaming(settings, PipelineConfig(), scorer=one_row_scorer)
+    producer.join()
+    assert runs >= 2
+    rows = consume(topics.bootstrap, topics.scores, expect=len(videos) + 1, timeout_s=3)
+    assert sorted(row["video_id"] for _, row in rows) == sorted(videos)
+    assert committed(topics.bootstrap, topics.events, topics.group) == len(videos)
+
+
+def test_loop_runtime_commits_each_batch_and_stops_when_idle(topics, tmp_path):
+    videos = [f"v{i}" for i in range(5)]
+    produce(
+        topics.bootstrap, topics.events, [encode_event(f"/{v}.mp4", video_id=v) for v in videos]
+    )
+    settings = _settings(topics, tmp_path, runtime="loop", batch_events=2, idle_timeout_s=0.5)
+    stats = stream.run_loop(settings, PipelineConfig(), scorer=one_row_scorer)
+    assert (stats.events, stats.runs) == (5, 3)
+    rows = consume(topics.bootstrap, topics.scores, expect=len(videos))
+    assert sorted(row["video_id"] for _, row in rows) == videos
+    assert committed(topics.bootstrap, topics.events, topics.group) == 5
+
+
+def test_settings_errors_name_the_argument():
+    with pytest.raises(ValueError, match="runtime"):
+        stream.StreamSettings(bootstrap="h:1", runtime="spark")
+    with pytest.raises(ValueError, match="max_run_s"):
+        stream.StreamSettings(bootstrap="h:1", max_run_s=0)
+    with pytest.raises(ValueError, match="kafka_io"):
+        stream.StreamSettings(bootstrap="h:1", runtime="loop", kafka_io="xlang")
+    with pytest.raises(ValueError, match="--scorer"):
+        stream.load_scorer("no-colon")
+
+
+def test_cli_parser_registers_stream_and_demo():
+    import argparse
+
+    from sentistream.pipelines import demo
+
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers()
+    stream.add_parser(sub)
+    demo.add_parser(sub)
+    args = parser.parse_args(["stream", "--max-events", "3", "--max-run-minutes", "0"])
+    assert args.func is stream.run_command
+    settings = stream.settings_from_args(args, "h:1")
+    assert (settings.max_events, settings.max_run_s, settings.runtime) == (3, None, "streaming")
+    assert settings.isolate_runs
+    assert parser.parse_args(["demo"]).func is demo.run_demo

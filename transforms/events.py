@@ -1,0 +1,324 @@
+"""Input events: the JSON a producer puts on the input topic, and its parsing.
+
+One Kafka message = one UTF-8 JSON object = one recording to analyse. Schema version 1::
+
+    {
+      "schema_version": "1",                    # optional; absent means "1"
+      "uri": "/data/calls/c-123.mp4",           # required: local path, file:// URI, or any
+                                                #   URI Beam's FileSystems can open (s3://,
+                                                #   gs:// with apache-beam[gcp], azfs://)
+      "video_id": "c-123",                      # optional (str or int); default: hash of uri
+      "source": "callcenter-eu",                # optional; copied to metadata["source"]
+      "channel_roles": ["agent", "customer"],   # optional: role per audio channel, as a list
+                                                #   or {"0": "agent", "1": "customer"}
+      "metadata": {"consent": "true"},          # optional: flat object; policy hints and
+                                                #   consent live here (PolicyConfig.consent_key);
+                                                #   str/int/float/bool values (bools become
+                                                #   "true"/"false"), copied to every row
+      "caption_uri": "/data/calls/c-123.vtt",   # optional sidecar WebVTT / SRT
+      "event_time": 1767225600.0                # optional: epoch seconds or ISO-8601 string;
+                                                #   default: the Kafka record timestamp
+    }
+
+Unknown fields are ignored (producers may add fields before consumers learn them). The
+whole message is at most ``MAX_EVENT_BYTES``. Media travels by reference: events do not
+carry media bytes (see docs/streaming.md "Inline media").
+
+Anything that does not parse becomes a ``DeadLetterRow`` with ``stage="parse_event"``, an
+``error_type`` from the ``ERR_*`` constants below, a message that says what to fix, and
+the raw event in ``payload``: the stream never stops on a bad event.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+
+from sentistream.transforms.records import VideoRef
+from sentistream.transforms.schema import SCHEMA_VERSION, DeadLetterRow
+
+EVENT_SCHEMA_VERSION = "1"
+SUPPORTED_EVENT_VERSIONS = frozenset({"1"})
+MAX_EVENT_BYTES = 1 << 20  # the default message.max.bytes of a Kafka broker
+MAX_PAYLOAD_CHARS = 16_384  # raw event kept in a dead letter, truncated beyond this
+
+STAGE_PARSE = "parse_event"
+ERR_TOO_LARGE = "event_too_large"
+ERR_BAD_JSON = "bad_json"
+ERR_NOT_OBJECT = "not_an_object"
+ERR_VERSION = "unsupported_schema_version"
+ERR_MISSING_URI = "missing_uri"
+ERR_WRONG_TYPE = "wrong_type"
+ERR_SCHEME = "unsupported_scheme"
+ERR_NOT_FOUND = "media_not_found"
+
+DEAD_LETTER_TAG = "dead_letter"
+
+
+class EventError(ValueError):
+    """A malformed event; ``error_type`` is one of the ``ERR_*`` constants."""
+
+    def __init__(self, error_type: str, message: str) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+
+
+def encode_event(
+    uri: str,
+    *,
+    video_id: str | None = None,
+    source: str | None = None,
+    channel_roles: tuple[str, ...] | None = None,
+    metadata: Mapping[str, str] | None = None,
+    caption_uri: str | None = None,
+    event_time: float | None = None,
+) -> bytes:
+    """The JSON bytes of a well-formed version-1 event (for producers, the demo, tests)."""
+    event: dict[str, Any] = {"schema_version": EVENT_SCHEMA_VERSION, "uri": uri}
+    optional = {
+        "video_id": video_id,
+        "source": source,
+        "channel_roles": list(channel_roles) if channel_roles is not None else None,
+        "metadata": dict(metadata) if metadata else None,
+        "caption_uri": caption_uri,
+        "event_time": event_time,
+    }
+    event.update({k: v for k, v in optional.items() if v is not None})
+    return json.dumps(event, sort_keys=True).encode("utf-8")
+
+
+def normalize_uri(uri: str, field: str = "uri") -> str:
+    """``file://`` URIs to local paths; any other URI must name a Beam filesystem.
+
+    Raises:
+        EventError: ``ERR_SCHEME`` when no installed Beam filesystem handles the scheme.
+    """
+    if uri.startswith("file://"):
+        parts = urlsplit(uri)
+        if parts.netloc not in ("", "localhost"):
+            raise EventError(ERR_SCHEME, f"{field}: file URI with a remote host: {uri!r}")
+        return unquote(parts.path)
+    try:
+        FileSystems.get_filesystem(uri)
+    except Exception as exc:  # Beam raises ValueError or BeamIOError (missing extra)
+        scheme = uri.split("://", 1)[0] if "://" in uri else ""
+        raise EventError(
+            ERR_SCHEME,
+            f"{field}: no Beam filesystem for scheme {scheme!r} in {uri!r} "
+            f"(use a local path, file://, or a scheme whose Beam extra is installed): {exc}",
+        ) from None
+    return uri
+
+
+def _opt_str(event: Mapping[str, Any], key: str, *, allow_int: bool = False) -> str | None:
+    value = event.get(key)
+    if value is None:
+        return None
+    if allow_int and isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if not isinstance(value, str) or not value:
+        want = "a non-empty string" + (" or an integer" if allow_int else "")
+        raise EventError(ERR_WRONG_TYPE, f"{key} must be {want}, got {value!r}")
+    return value
+
+
+def _scalar_str(key: str, value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float):
+        return json.dumps(value)
+    raise EventError(
+        ERR_WRONG_TYPE,
+        f"metadata[{key!r}] must be a string, number or boolean, got {type(value).__name__}",
+    )
+
+
+def _metadata(event: Mapping[str, Any]) -> dict[str, str]:
+    raw = event.get("metadata")
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise EventError(ERR_WRONG_TYPE, f"metadata must be an object, got {raw!r}")
+    meta = {str(k): _scalar_str(str(k), v) for k, v in raw.items()}
+    source = _opt_str(event, "source")
+    if source is not None:
+        meta["source"] = source
+    return meta
+
+
+def _channel_roles(value: Any) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        try:
+            by_index = {int(k): v for k, v in value.items()}
+        except ValueError:
+            raise EventError(
+                ERR_WRONG_TYPE, f"channel_roles keys must be channel numbers, got {value!r}"
+            ) from None
+        if sorted(by_index) != list(range(len(by_index))):
+            raise EventError(
+                ERR_WRONG_TYPE, f"channel_roles must cover channels 0..n-1, got {value!r}"
+            )
+        value = [by_index[i] for i in range(len(by_index))]
+    if not isinstance(value, list) or not value:
+        raise EventError(
+            ERR_WRONG_TYPE, f"channel_roles must be a non-empty list or object, got {value!r}"
+        )
+    if not all(isinstance(r, str) and r for r in value):
+        raise EventError(ERR_WRONG_TYPE, f"channel_roles must hold non-empty strings: {value!r}")
+    return tuple(value)
+
+
+def _event_time(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    elif isinstance(value, str):
+        try:
+            stamp = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise EventError(
+                ERR_WRONG_TYPE, f"event_time must be epoch seconds or ISO-8601, got {value!r}"
+            ) from None
+        if stamp.tzinfo is None:
+            raise EventError(ERR_WRONG_TYPE, f"event_time needs a time zone, got {value!r}")
+        seconds = stamp.timestamp()
+    else:
+        raise EventError(ERR_WRONG_TYPE, f"event_time must be a number or string, got {value!r}")
+    if not math.isfinite(seconds) or seconds < 0:
+        raise EventError(ERR_WRONG_TYPE, f"event_time must be finite and >= 0, got {value!r}")
+    return seconds
+
+
+def parse_event(raw: bytes | str, *, record_time: float | None = None) -> VideoRef:
+    """Parse one event into a ``VideoRef``.
+
+    Args:
+        raw: the message value.
+        record_time: the Kafka record timestamp (epoch seconds), used as ``event_time``
+            when the event carries none.
+
+    Raises:
+        EventError: what is wrong, with ``error_type`` set.
+    """
+    if len(raw) > MAX_EVENT_BYTES:
+        raise EventError(ERR_TOO_LARGE, f"event is {len(raw)} bytes, over {MAX_EVENT_BYTES}")
+    try:
+        event = json.loads(raw)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise EventError(ERR_BAD_JSON, f"not valid UTF-8 JSON: {exc}") from None
+    if not isinstance(event, dict):
+        raise EventError(ERR_NOT_OBJECT, f"event must be a JSON object, got {type(event).__name__}")
+    version = event.get("schema_version", EVENT_SCHEMA_VERSION)
+    if str(version) not in SUPPORTED_EVENT_VERSIONS:
+        raise EventError(
+            ERR_VERSION,
+            f"schema_version {version!r} is not one of {sorted(SUPPORTED_EVENT_VERSIONS)}",
+        )
+    uri = event.get("uri")
+    if uri is None or uri == "":
+        raise EventError(ERR_MISSING_URI, "event has no 'uri' (the media to analyse)")
+    if not isinstance(uri, str):
+        raise EventError(ERR_WRONG_TYPE, f"uri must be a string, got {uri!r}")
+    caption_uri = _opt_str(event, "caption_uri")
+    event_time = _event_time(event.get("event_time"))
+    return VideoRef(
+        uri=normalize_uri(uri),
+        video_id=_opt_str(event, "video_id", allow_int=True),
+        caption_uri=normalize_uri(caption_uri, "caption_uri") if caption_uri else None,
+        channel_roles=_channel_roles(event.get("channel_roles")),
+        metadata=_metadata(event),
+        event_time=event_time if event_time is not None else record_time,
+    )
+
+
+def _best_effort_ids(raw: bytes | str) -> tuple[str, str]:
+    """``(video_id, uri)`` from a bad event when they can be read at all, else ``("", "")``."""
+    try:
+        event = json.loads(raw)
+    except (UnicodeDecodeError, ValueError):
+        return "", ""
+    if not isinstance(event, dict):
+        return "", ""
+    vid, uri = event.get("video_id"), event.get("uri")
+    return (str(vid) if isinstance(vid, str | int) else ""), (uri if isinstance(uri, str) else "")
+
+
+def event_dead_letter(raw: bytes | str, error: EventError, *, now: float) -> DeadLetterRow:
+    """The dead-letter row for an event that failed to parse; keeps the raw event."""
+    text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
+    video_id, uri = _best_effort_ids(raw)
+    return DeadLetterRow(
+        schema_version=SCHEMA_VERSION,
+        video_id=video_id,
+        source_uri=uri,
+        segment_id=None,
+        stage=STAGE_PARSE,
+        error_type=error.error_type,
+        error=str(error),
+        payload=text[:MAX_PAYLOAD_CHARS],
+        processed_at=now,
+    )
+
+
+class ParseEventsFn(beam.DoFn):
+    """Event message -> ``VideoRef`` (main output) or ``DeadLetterRow`` (``dead_letter``).
+
+    Input elements are ``KafkaRecord`` s (anything with ``value`` and ``timestamp_ms``) or
+    raw ``bytes``. With ``check_exists`` the media (and caption) must exist when parsed,
+    so a typo'd path is reported with the event instead of by the decoder.
+
+    Args:
+        check_exists: look the media up with ``FileSystems.exists``.
+        clock: seconds since epoch, for ``processed_at`` (injectable for tests).
+    """
+
+    def __init__(self, *, check_exists: bool = True, clock: Callable[[], float] = time.time):
+        self._check_exists = check_exists
+        self._clock = clock
+
+    def process(self, element: Any) -> Iterator[Any]:
+        if isinstance(element, bytes | str):
+            raw, record_time = element, None
+        else:
+            raw = element.value
+            ts = getattr(element, "timestamp_ms", None)
+            record_time = ts / 1000.0 if ts is not None and ts >= 0 else None
+        try:
+            ref = parse_event(raw if raw is not None else b"", record_time=record_time)
+            if self._check_exists:
+                for field, uri in (("uri", ref.uri), ("caption_uri", ref.caption_uri)):
+                    if uri and not FileSystems.exists(uri):
+                        raise EventError(ERR_NOT_FOUND, f"{field} {uri!r} does not exist")
+        except EventError as exc:
+            beam.metrics.Metrics.counter("sentistream.events", exc.error_type).inc()
+            yield beam.pvalue.TaggedOutput(
+                DEAD_LETTER_TAG, event_dead_letter(raw or b"", exc, now=self._clock())
+            )
+            return
+        beam.metrics.Metrics.counter("sentistream.events", "parsed").inc()
+        yield ref
+
+
+class ParseEvents(beam.PTransform):
+    """PCollection[KafkaRecord | bytes] -> DoOutputsTuple with ``refs`` (VideoRef) and
+    ``dead_letter`` (DeadLetterRow)."""
+
+    def __init__(self, *, check_exists: bool = True, clock: Callable[[], float] = time.time):
+        super().__init__()
+        self._fn = ParseEventsFn(check_exists=check_exists, clock=clock)
+
+    def expand(self, pcoll: beam.PCollection) -> beam.pvalue.DoOutputsTuple:
+        return pcoll | "Parse" >> beam.ParDo(self._fn).with_outputs(DEAD_LETTER_TAG, main="refs")
