@@ -411,8 +411,21 @@ def run_bench(args: argparse.Namespace, bench: Bench) -> dict[str, Any]:
                 firsts.append(lat[0])
                 lasts.append(lat[1])
                 dones.append(lat[2])
+    time.sleep(1.0)  # rows are written before the commit; let the follower fetch them all
+    expected = result["rows_per_event"]
+    result["videos_with_missing_rows"] = sorted(
+        v for v in bench.offsets if bench.follower.rows.get(v, 0) < expected
+    )
     if args.debug:
         print(bench.offsets, bench.follower.first, bench.follower.done_at, file=sys.stderr)
+    if args.mode != "latency":  # recompute now that every row has been fetched
+        firsts, lasts, dones = [], [], []
+        for vid in bench.offsets:
+            lat = bench.latency(vid) if vid != "warmup" else None
+            if lat:
+                firsts.append(lat[0])
+                lasts.append(lat[1])
+                dones.append(lat[2])
     result["first_row_s"] = summary(firsts)
     result["last_row_s"] = summary(lasts)
     result["committed_s"] = summary(dones)

@@ -97,9 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, beam_args = parser.parse_known_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    logging.basicConfig(  # force: importing Beam already configured the root logger
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        force=True,
     )
+    logging.getLogger().addFilter(_QuietBeamImport())
     unknown_flags = [a for a in beam_args if not a.startswith("--")]
     if unknown_flags:
         parser.error(f"unexpected arguments: {unknown_flags}")

@@ -253,6 +253,14 @@ def _run_once(
         attach_outputs(records, config, settings, scorer)
 
 
+def _child_main(*args: Any) -> None:
+    # Die at once on SIGTERM / Ctrl-C (the parent decides what happens next): finished
+    # bundles are committed, the bundle in hand is simply read again by the next run.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    _run_once(*args)
+
+
 def _run_in_child(
     read: KafkaReadConfig,
     config: PipelineConfig,
@@ -265,7 +273,7 @@ def _run_in_child(
     import multiprocessing
 
     child = multiprocessing.get_context("fork").Process(
-        target=_run_once,
+        target=_child_main,
         args=(read, config, settings, beam_args, scorer),
         name=f"sentistream-run-{number}",
     )
@@ -275,7 +283,10 @@ def _run_in_child(
     finally:
         if child.is_alive():  # the parent was interrupted: stop the run too
             child.terminate()
-            child.join(timeout=30)
+            child.join(timeout=10)
+            if child.is_alive():
+                child.kill()
+                child.join()
     if child.exitcode != 0:
         raise RuntimeError(f"streaming run {number} failed (exit code {child.exitcode})")
 
