@@ -22,9 +22,9 @@ completed, i.e. after every fused step downstream, sinks included, has flushed i
 remainder resumes (the runner schedules a remainder only after its bundle committed).
 So delivery is at least once; a restart resumes from the committed offsets.
 
-Sink (``WriteRowsToKafkaFn``): ``ScoreRow`` / ``DeadLetterRow`` -> JSON (``schema.to_json``)
-keyed by segment id, flushed in ``finish_bundle`` (a failed send fails the bundle, so its
-offsets are not committed).
+Sink (``WriteRowsToKafkaFn``, in ``kafka_sink``, re-exported here): rows -> JSON
+(``schema.to_json``) keyed by segment id, flushed in ``finish_bundle`` (a failed send
+fails the bundle, so its offsets are not committed).
 
 ``io="xlang"`` selects Beam's cross-language ``ReadFromKafka`` / ``WriteToKafka`` (Java
 KafkaIO through an expansion service) for Dataflow and Flink; it needs Java and the
@@ -46,16 +46,20 @@ from apache_beam.io.watermark_estimators import ManualWatermarkEstimator
 from apache_beam.transforms.core import RestrictionProvider
 from apache_beam.utils.timestamp import Duration, Timestamp
 
-from sentistream.transforms.schema import DeadLetterRow, ScoreRow, to_json
+from sentistream.transforms.kafka_sink import (
+    IO_CHOICES,
+    IO_PYTHON,
+    IO_XLANG,
+    KafkaWriteConfig,
+    WriteRowsToKafka,
+    WriteRowsToKafkaFn,
+    row_key,
+)
 
 _LOG = logging.getLogger(__name__)
 
-IO_PYTHON = "python"
-IO_XLANG = "xlang"
-IO_CHOICES = (IO_PYTHON, IO_XLANG)
 START_CHOICES = ("earliest", "latest")
 UNBOUNDED_STOP = 2**63 - 1
-HEADERS = [("content-type", b"application/json")]
 
 
 class KafkaRecord(NamedTuple):
@@ -396,127 +400,22 @@ class ReadFromKafkaPy(beam.PTransform):
         )
 
 
-# -- sink -------------------------------------------------------------------------------
+# -- sink: in kafka_sink, re-exported here ----------------------------------------------
 
-
-def row_key(row: ScoreRow | DeadLetterRow) -> bytes | None:
-    """Message key: the segment id (compaction and idempotent consumers key on it); a
-    dead letter without one is keyed by its video id, or not at all."""
-    key = row.segment_id or (row.video_id if isinstance(row, DeadLetterRow) else None)
-    return key.encode("utf-8") if key else None
-
-
-@dataclass(frozen=True)
-class KafkaWriteConfig:
-    """Where rows go: ``ScoreRow`` to ``scores_topic``, ``DeadLetterRow`` to
-    ``dead_letter_topic``. ``producer_config`` adds kafka-python ``KafkaProducer``
-    settings."""
-
-    bootstrap: str
-    scores_topic: str
-    dead_letter_topic: str
-    producer_config: Mapping[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if not self.bootstrap:
-            raise ValueError("bootstrap must name at least one broker, got ''")
-        if not self.scores_topic or not self.dead_letter_topic:
-            raise ValueError(
-                f"topics must be non-empty, got {self.scores_topic!r}, {self.dead_letter_topic!r}"
-            )
-
-    def producer_kwargs(self) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {
-            "bootstrap_servers": self.bootstrap.split(","),
-            "client_id": "sentistream-sink",
-            "acks": "all",
-            "linger_ms": 0,
-            "retries": 5,
-        }
-        kwargs.update(self.producer_config)
-        return kwargs
-
-    def topic_for(self, row: ScoreRow | DeadLetterRow) -> str:
-        if isinstance(row, ScoreRow):
-            return self.scores_topic
-        if isinstance(row, DeadLetterRow):
-            return self.dead_letter_topic
-        raise TypeError(f"expected ScoreRow or DeadLetterRow, got {type(row).__name__}")
-
-
-class WriteRowsToKafkaFn(beam.DoFn):
-    """Sends each row as soon as it arrives; ``finish_bundle`` waits for every send of the
-    bundle to be acknowledged and raises if one failed (the bundle is then retried and
-    its input offsets stay uncommitted)."""
-
-    def __init__(self, config: KafkaWriteConfig) -> None:
-        self._config = config
-        self._producer: Any = None
-        self._pending: list[Any] = []
-
-    def setup(self) -> None:
-        from kafka import KafkaProducer
-
-        self._producer = KafkaProducer(**self._config.producer_kwargs())
-
-    def start_bundle(self) -> None:
-        self._pending = []
-
-    def process(self, row: ScoreRow | DeadLetterRow) -> None:
-        topic = self._config.topic_for(row)
-        self._pending.append(
-            self._producer.send(topic, key=row_key(row), value=to_json(row), headers=HEADERS)
-        )
-
-    def finish_bundle(self) -> None:
-        if not self._pending:
-            return
-        self._producer.flush()
-        for future in self._pending:
-            future.get(timeout=0)  # raises the send's error, if any
-        beam.metrics.Metrics.counter("sentistream.kafka", "rows_sent").inc(len(self._pending))
-        self._pending = []
-
-    def teardown(self) -> None:
-        if self._producer is not None:
-            self._producer.close(timeout=5)
-            self._producer = None
-
-
-class WriteRowsToKafka(beam.PTransform):
-    """PCollection[ScoreRow | DeadLetterRow] -> Kafka (``io="python"``: kafka-python DoFn;
-    ``io="xlang"``: Beam's cross-language ``WriteToKafka``, one per topic)."""
-
-    def __init__(self, config: KafkaWriteConfig, io: str = IO_PYTHON) -> None:
-        super().__init__()
-        if io not in IO_CHOICES:
-            raise ValueError(f"io must be one of {IO_CHOICES}, got {io!r}")
-        self._config = config
-        self._io = io
-
-    def expand(self, rows: beam.PCollection) -> Any:
-        if self._io == IO_PYTHON:
-            return rows | "Send" >> beam.ParDo(WriteRowsToKafkaFn(self._config))
-        from apache_beam.io.kafka import WriteToKafka
-
-        cfg = self._config
-        producer = {"bootstrap.servers": cfg.bootstrap}
-        producer.update({k.replace("_", "."): str(v) for k, v in cfg.producer_config.items()})
-        scores = rows | "OnlyScores" >> beam.Filter(lambda r: isinstance(r, ScoreRow))
-        dead = rows | "OnlyDeadLetters" >> beam.Filter(lambda r: isinstance(r, DeadLetterRow))
-        for label, pcoll, topic in (
-            ("Scores", scores, cfg.scores_topic),
-            ("DeadLetters", dead, cfg.dead_letter_topic),
-        ):
-            _ = (
-                pcoll
-                | f"{label}ToKV"
-                >> beam.Map(lambda r: (row_key(r) or b"", to_json(r))).with_output_types(
-                    tuple[bytes, bytes]
-                )
-                | f"{label}ToKafka" >> WriteToKafka(producer_config=producer, topic=topic)
-            )
-        return None
+__all__ = [
+    "IO_CHOICES",
+    "KafkaReadConfig",
+    "KafkaRecord",
+    "KafkaWriteConfig",
+    "ReadFromKafkaPy",
+    "WriteRowsToKafka",
+    "WriteRowsToKafkaFn",
+    "commit_offset",
+    "new_consumer",
+    "partition_starts",
+    "read_kafka",
+    "row_key",
+]
 
 
 class _FromXlangRow(beam.DoFn):
