@@ -103,3 +103,23 @@ def save_bundle_meta(meta: BundleMeta, folder: Path) -> Path:
     out = folder / f"{meta.name}.json"
     out.write_text(meta.to_json() + "\n", encoding="utf-8")
     return out
+
+
+def load_weights_strict(module: Any, meta: BundleMeta, state: Any, describes: str) -> Any:
+    """Load ``state`` into ``module`` with ``strict=True``; on any mismatch raise a
+    ValueError naming the bundle, its weights file and what ``describes`` the module
+    (e.g. ``"do not match the head its params describe"``). Returns ``module``."""
+    try:
+        module.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        raise ValueError(
+            f"bundle {meta.name!r}: weights {meta.weights_path} {describes}: {err}"
+        ) from err
+    return module
+
+
+def read_weights(meta: BundleMeta) -> Any:
+    """The bundle's weights file as a state dict, on the CPU, tensors only."""
+    import torch
+
+    return torch.load(meta.weights_path, map_location="cpu", weights_only=True)

@@ -22,7 +22,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sentistream.models.bundle import BundleMeta, load_bundle_meta
+from sentistream.models.bundle import (
+    BundleMeta,
+    load_bundle_meta,
+    load_weights_strict,
+    read_weights,
+)
 
 FER2013_LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 
@@ -253,14 +258,12 @@ class FaceExpressionModel:
         """Load a shipped bundle by name, or a bundle ``.json`` by path (strict weights)."""
         meta = load_bundle_meta(name_or_path, expected_kind="face")
         model = mini_xception(num_classes=len(meta.labels))
-        state = torch.load(meta.weights_path, map_location="cpu", weights_only=True)
-        try:
-            model.load_state_dict(state, strict=True)
-        except RuntimeError as err:
-            raise ValueError(
-                f"bundle {meta.name!r}: weights {meta.weights_path} do not fit a "
-                f"{len(meta.labels)}-class mini-Xception: {err}"
-            ) from err
+        load_weights_strict(
+            model,
+            meta,
+            read_weights(meta),
+            f"do not fit a {len(meta.labels)}-class mini-Xception",
+        )
         return cls(meta, model, device)
 
     def predict(self, crops: np.ndarray, *, batch_size: int = 256) -> np.ndarray:

@@ -31,7 +31,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from sentistream.models.bundle import BundleMeta, load_bundle_meta
+from sentistream.models.bundle import (
+    BundleMeta,
+    load_bundle_meta,
+    load_weights_strict,
+    read_weights,
+)
 
 MODALITIES: tuple[str, ...] = ("face", "voice", "text")
 LABELS: tuple[str, ...] = ("negative", "neutral", "positive")
@@ -214,14 +219,12 @@ class LearnedFusion:
         """Load a shipped bundle by name or a bundle ``.json`` by path (strict weights)."""
         meta = load_bundle_meta(name_or_path, expected_kind="fusion")
         net = build_fusion_net(meta.params)
-        state = torch.load(meta.weights_path, map_location="cpu", weights_only=True)
-        try:
-            net.load_state_dict(state, strict=True)
-        except RuntimeError as err:
-            raise ValueError(
-                f"fusion bundle {meta.name!r}: weights {meta.weights_path} do not match the "
-                f"net its params describe ({meta.params}): {err}"
-            ) from err
+        load_weights_strict(
+            net,
+            meta,
+            read_weights(meta),
+            f"do not match the fusion net its params describe ({meta.params})",
+        )
         return cls(meta, net)
 
     def predict(self, x: np.ndarray) -> dict[str, np.ndarray]:

@@ -23,7 +23,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from sentistream.models.bundle import BundleMeta, load_bundle_meta
+from sentistream.models.bundle import (
+    BundleMeta,
+    load_bundle_meta,
+    load_weights_strict,
+    read_weights,
+)
 
 LABELS: tuple[str, ...] = ("negative", "neutral", "positive")
 DEFAULT_BUNDLE = "text-minilm-vader-lr"
@@ -274,19 +279,13 @@ class TextSentimentModel:
         """
         meta = load_bundle_meta(name_or_path, expected_kind="text")
         head = build_text_head(meta.params, num_classes=len(meta.labels))
-        state = torch.load(meta.weights_path, map_location="cpu", weights_only=True)
+        state = read_weights(meta)
         layers = None  # fine-tuned MiniLM layers (text_encoder), for kind "text" with them
         if meta.params.get("finetuned_layers"):
             from sentistream.models.text_encoder import split_finetuned_state
 
             state, layers = split_finetuned_state(meta.name, meta.params, state)
-        try:
-            head.load_state_dict(state, strict=True)
-        except RuntimeError as err:
-            raise ValueError(
-                f"bundle {meta.name!r}: weights {meta.weights_path.name} do not match its "
-                f"params {meta.params}: {err}"
-            ) from err
+        load_weights_strict(head, meta, state, f"do not match its params {meta.params}")
         if encoder is None and "minilm" in meta.params["features"] and layers is not None:
             from sentistream.models.text_encoder import load_finetuned_minilm_encoder
 

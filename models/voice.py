@@ -25,7 +25,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from sentistream.models.bundle import BundleMeta, load_bundle_meta
+from sentistream.models.bundle import (
+    BundleMeta,
+    load_bundle_meta,
+    load_weights_strict,
+    read_weights,
+)
 from sentistream.models.whisper_encoder import SAMPLE_RATE, encode_pooled, load_whisper
 
 if TYPE_CHECKING:
@@ -136,14 +141,12 @@ def predictions_from_outputs(
 def load_head(meta: BundleMeta) -> VoiceHead:
     """The bundle's head with its weights, loaded strictly; ValueError on any mismatch."""
     head = head_from_params(meta.params)
-    state = torch.load(meta.weights_path, map_location="cpu", weights_only=True)
-    try:
-        head.load_state_dict(state, strict=True)
-    except RuntimeError as err:
-        raise ValueError(
-            f"voice bundle {meta.name!r}: weights {meta.weights_path} do not match the head "
-            f"its params describe ({meta.params}): {err}"
-        ) from err
+    load_weights_strict(
+        head,
+        meta,
+        read_weights(meta),
+        f"do not match the head its params describe ({meta.params})",
+    )
     return head.eval()
 
 

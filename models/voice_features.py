@@ -26,7 +26,7 @@ import torch
 import torchaudio
 from torch import nn
 
-from sentistream.models.bundle import BundleMeta
+from sentistream.models.bundle import BundleMeta, load_weights_strict, read_weights
 from sentistream.models.voice import (
     LABELS,
     VoiceEmotionModel,
@@ -274,14 +274,12 @@ class VoiceEmotionModelV2(VoiceEmotionModel):
     @classmethod
     def from_meta(cls, meta: BundleMeta, encoder: Any) -> VoiceEmotionModelV2:
         heads = VoiceHeadsV2(in_features=int(meta.params["in_features"]))
-        state = torch.load(meta.weights_path, map_location="cpu", weights_only=True)
-        try:
-            heads.load_state_dict(state, strict=True)
-        except RuntimeError as err:
-            raise ValueError(
-                f"voice bundle {meta.name!r}: weights {meta.weights_path} do not match the "
-                f"v2 heads its params describe ({meta.params}): {err}"
-            ) from err
+        load_weights_strict(
+            heads,
+            meta,
+            read_weights(meta),
+            f"do not match the v2 heads its params describe ({meta.params})",
+        )
         width = encode_pooled(encoder, [np.zeros(SAMPLE_RATE // 2, np.float32)]).shape[1]
         if width + len(PROSODY_NAMES) != heads.plain.mean.shape[0]:
             raise ValueError(f"bundle {meta.name!r} does not fit a {width}-wide Whisper encoder")
