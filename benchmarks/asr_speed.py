@@ -2,14 +2,14 @@
 
     python benchmarks/asr_speed.py [--seconds 60] [--threads 2] [--repeat 3] [--json out.json]
 
-The clip is espeak-ng speech (``sentistream.transforms.synth.tts``) of varied sentences
+The clip is espeak-ng speech (``sentistream.pipelines.demo.synth.tts``) of varied sentences
 separated by ``--pause-s`` pauses (0.7 s: a turn-taking gap, longer than the segmenter's
 400 ms minimum silence), at 16 kHz. It is cut into speech segments by the pipeline's own
-segmenter (``sentistream.transforms.segmenting.speech_spans``, Silero VAD, default
+segmenter (``sentistream.transforms.media.segmenting.speech_spans``, Silero VAD, default
 ``SegmentConfig``), then transcribed (model already loaded, one warm-up call first) in
 three ways:
 
-* ``packed``: :class:`sentistream.models.asr.Transcriber` with ``pack_s=28`` (default);
+* ``packed``: :class:`sentistream.models.asr.transcriber.Transcriber` with ``pack_s=28`` (default);
 * ``one_by_one``: every segment alone (``pack_s=0``), as a naive step would;
 * ``whole_clip``: the clip straight into faster-whisper (its own 30 s windows), for
   reference: no per-segment result, so not an option for the pipeline.
@@ -32,10 +32,10 @@ from pathlib import Path
 
 import numpy as np
 
-from sentistream.models.asr import SAMPLE_RATE, AsrOptions, Transcriber, trim_bounds
-from sentistream.models.asr_eval import GENERATED_SENTENCES, wer
-from sentistream.models.whisper_encoder import load_whisper_asr, resample_to_16k
-from sentistream.transforms.synth import tts
+from sentistream.models.asr.transcriber import SAMPLE_RATE, AsrOptions, Transcriber, trim_bounds
+from sentistream.models.training.asr_eval import GENERATED_SENTENCES, wer
+from sentistream.models.whisper import load_whisper_asr, resample_to_16k
+from sentistream.pipelines.demo.synth import tts
 
 
 def continuous_speech(seconds: float, pause_s: float) -> tuple[np.ndarray, str]:
@@ -64,7 +64,7 @@ def continuous_speech(seconds: float, pause_s: float) -> tuple[np.ndarray, str]:
 def vad_segments(audio: np.ndarray) -> list[np.ndarray]:
     """The audio of the speech segments the pipeline's segmenter finds (default config)."""
     from sentistream.transforms.config import SegmentConfig
-    from sentistream.transforms.segmenting import speech_spans
+    from sentistream.transforms.media.segmenting import speech_spans
 
     return [
         audio[int(s.start_s * SAMPLE_RATE) : int(s.end_s * SAMPLE_RATE)]

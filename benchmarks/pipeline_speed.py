@@ -28,14 +28,14 @@ import numpy as np
 
 from sentistream.pipelines.options import add_model_arguments, config_from_args
 from sentistream.transforms.asr import AsrHandler
-from sentistream.transforms.captions import Cue
+from sentistream.transforms.media.captions import Cue
 from sentistream.transforms.config import PipelineConfig
 from sentistream.transforms.decode import iter_segments
-from sentistream.transforms.decoding import iter_chunks
+from sentistream.transforms.media.decoding import iter_chunks
 from sentistream.transforms.face import FaceHandler
 from sentistream.transforms.records import SegmentRecord, VideoRef
 from sentistream.transforms.score import to_score_row
-from sentistream.transforms.synth import (
+from sentistream.pipelines.demo.synth import (
     talking_head_frames,
     trim_silence,
     tts,

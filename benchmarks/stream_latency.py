@@ -7,7 +7,7 @@
 It starts a local broker (or uses ``--bootstrap``), writes a ``--clip-seconds`` talking-
 head clip with synthesized speech (no captions unless ``--captions``, so the speech
 branch runs ASR), starts the stream as a subprocess (``python -m
-sentistream.pipelines.stream``), publishes events pointing at the clip, and follows the
+sentistream.pipelines.stream.runtime``), publishes events pointing at the clip, and follows the
 output topic. An event is complete when the stream commits its offset (which it does
 only after all of its rows are written), so "last row" needs no guess at the row count.
 
@@ -98,8 +98,8 @@ def make_clip(folder: Path, seconds: float, captions: bool) -> Path:
     import numpy as np
     from skimage import data as skdata
 
-    from sentistream.transforms.captions import Cue
-    from sentistream.transforms.synth import (
+    from sentistream.transforms.media.captions import Cue
+    from sentistream.pipelines.demo.synth import (
         talking_head_frames,
         trim_silence,
         tts,
@@ -248,7 +248,7 @@ class Bench:
     def start_stream(self) -> None:
         a = self.args
         cmd = [
-            sys.executable, "-m", "sentistream.pipelines.stream",
+            sys.executable, "-m", "sentistream.pipelines.stream.runtime",
             "--bootstrap", self.bootstrap, "--input-topic", self.events,
             "--output-topic", self.scores, "--dead-letter-topic", self.dead,
             "--group-id", self.group, "--output", str(self.workdir / "out"),
@@ -272,7 +272,7 @@ class Bench:
         self.follower.start()
 
     def send(self, video_id: str) -> None:
-        from sentistream.transforms.events import encode_event
+        from sentistream.transforms.io.events import encode_event
 
         self.sent_at[video_id] = time.time()
         md = self.producer.send(

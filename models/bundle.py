@@ -1,10 +1,14 @@
-"""Model bundles: weights + preprocessing parameters + label set + provenance, by name.
+"""The one model registry: bundles (weights + parameters + labels + provenance) by name,
+and the default bundle of each modality.
 
-A bundle named ``NAME`` is two files side by side: ``NAME.json`` (this module's
-``BundleMeta``) and the weights file it names (``NAME.pt`` by convention), plus a model
-card ``NAME.md``. Bundles shipped with the package live in ``sentistream/models/weights``;
-a user's own bundle is passed by path (to the ``.json`` file). Every output row carries
-the ``model_id`` of each bundle that produced it.
+A bundle named ``NAME`` is a folder ``NAME/`` holding ``bundle.json`` (this module's
+``BundleMeta``), the weights file it names (``weights.pt``) and a model card ``card.md``.
+Bundles shipped with the package live in ``sentistream/models/weights/NAME/``; a user's
+own bundle is passed by path (to its folder or its ``bundle.json``). Every output row
+carries the ``model_id`` of each bundle that produced it.
+
+``DEFAULT_BUNDLES`` is read by every entry point (``run``, ``stream``, ``train``,
+``evaluate``, the benchmarks and the docs): there is no other place a default is written.
 """
 
 from __future__ import annotations
@@ -16,6 +20,29 @@ from pathlib import Path
 from typing import Any
 
 BUNDLE_FORMAT = 1
+BUNDLE_FILE = "bundle.json"
+WEIGHTS_FILE = "weights.pt"
+CARD_FILE = "card.md"
+KINDS = ("face", "voice", "text", "fusion")
+
+# The default bundle of each kind: what ``sentistream run`` uses and ``evaluate`` measures.
+# "fusion" names the shipped learned fusion that ``train fusion`` writes and
+# ``evaluate fusion`` measures; which fusion ``run`` applies is ``DEFAULT_FUSION``.
+DEFAULT_BUNDLES: dict[str, str] = {
+    "face": "face-fer2013-minixception",
+    "voice": "voice-whisper-tiny-v2",
+    "text": "text-minilm-ft",
+    "fusion": "fusion-late-mlp",
+}
+# The fusion ``run`` applies: a learned bundle's name, or None for the fixed rule.
+DEFAULT_FUSION: str | None = None
+
+
+def default_bundle(kind: str) -> str:
+    """The shipped default bundle name of ``kind`` (face, voice, text or fusion)."""
+    if kind not in DEFAULT_BUNDLES:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    return DEFAULT_BUNDLES[kind]
 
 
 @dataclass(frozen=True)
@@ -60,17 +87,23 @@ def shipped_weights_dir() -> Path:
     return Path(str(resources.files("sentistream.models.weights")))
 
 
+def shipped_bundles() -> list[str]:
+    """Names of the bundles shipped inside the package."""
+    return sorted(p.parent.name for p in shipped_weights_dir().glob(f"*/{BUNDLE_FILE}"))
+
+
 def resolve_bundle(name_or_path: str) -> Path:
-    """Path of a bundle's ``.json``: a path to a file, or the name of a shipped bundle."""
+    """Path of a bundle's ``bundle.json``: a path (the folder or the file), or the name of
+    a shipped bundle."""
     candidate = Path(name_or_path)
     if candidate.suffix == ".json" and candidate.is_file():
         return candidate
-    if candidate.is_dir() and (candidate / "bundle.json").is_file():
-        return candidate / "bundle.json"
-    shipped = shipped_weights_dir() / f"{name_or_path}.json"
-    if shipped.is_file():
+    if candidate.is_dir() and (candidate / BUNDLE_FILE).is_file():
+        return candidate / BUNDLE_FILE
+    shipped = shipped_weights_dir() / name_or_path / BUNDLE_FILE
+    if "/" not in name_or_path and shipped.is_file():
         return shipped
-    available = sorted(p.stem for p in shipped_weights_dir().glob("*.json"))
+    available = shipped_bundles()
     raise ValueError(
         f"bundle {name_or_path!r} is neither a bundle .json file nor a shipped bundle; "
         f"shipped bundles: {available}"
@@ -98,9 +131,15 @@ def load_bundle_meta(name_or_path: str, expected_kind: str | None = None) -> Bun
     return meta
 
 
+def bundle_dir(out: Path, name: str) -> Path:
+    """The folder a bundle named ``name`` is written to under a training ``--out``."""
+    return Path(out) / name
+
+
 def save_bundle_meta(meta: BundleMeta, folder: Path) -> Path:
+    """Write ``folder/bundle.json`` (``folder`` is the bundle's own folder)."""
     folder.mkdir(parents=True, exist_ok=True)
-    out = folder / f"{meta.name}.json"
+    out = folder / BUNDLE_FILE
     out.write_text(meta.to_json() + "\n", encoding="utf-8")
     return out
 

@@ -30,7 +30,10 @@ class _QuietBeamImport(logging.Filter):
 
 logging.getLogger().addFilter(_QuietBeamImport())
 
-from sentistream.pipelines import batch, demo, stream, train_cli  # noqa: E402 - after the filter
+from sentistream.pipelines import batch
+from sentistream.pipelines.demo import local as demo
+from sentistream.pipelines.stream import runtime as stream
+from sentistream.pipelines.train import cli as train_cli  # noqa: E402 - after the filter
 from sentistream.pipelines.options import add_model_arguments  # noqa: E402
 
 
@@ -43,7 +46,7 @@ def _cmd_run(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
     from sentistream.pipelines.report import summarize
 
     if not args.input and not args.manifest:
-        from sentistream.transforms.synth import make_sample
+        from sentistream.pipelines.demo.synth import make_sample
 
         sample = make_sample(default_cache_dir() / "sample")
         print(
@@ -59,7 +62,7 @@ def _cmd_run(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
 
 
 def _cmd_sample(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
-    from sentistream.transforms.synth import make_sample
+    from sentistream.pipelines.demo.synth import make_sample
 
     print(make_sample(Path(args.output)))
     return 0

@@ -16,7 +16,7 @@ Which records are transcribed (:func:`asr_decision`):
   text step reports ``no_speech``).
 
 The segments of one batch are sorted by (video, channel, start) and packed into windows
-of ``AsrConfig.pack_s`` seconds (:mod:`sentistream.models.asr`), so the packing gain
+of ``AsrConfig.pack_s`` seconds (:mod:`sentistream.models.asr.transcriber`), so the packing gain
 depends on the batch size (``AsrConfig.runtime.max_batch_size``) and on how many
 segments of a recording arrive in one bundle.
 
@@ -37,7 +37,7 @@ import numpy as np
 from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import ModelHandler, RunInference
 
-from sentistream.models.asr import AsrOptions, SegmentText, Transcriber
+from sentistream.models.asr.transcriber import AsrOptions, SegmentText, Transcriber
 from sentistream.transforms.config import AsrConfig
 from sentistream.transforms.inference import Element
 from sentistream.transforms.records import DeadLetter, SegmentRecord, Transcript, Word
@@ -112,7 +112,7 @@ class AsrHandler(ModelHandler[Element, Element, Transcriber]):
         config: the ASR configuration.
         model_factory: builds the faster-whisper model (anything with its ``transcribe``);
             None = the process-wide cached model of
-            :func:`sentistream.models.whisper_encoder.load_whisper_asr` (shared with the
+            :func:`sentistream.models.whisper.load_whisper_asr` (shared with the
             voice branch when both ask with the same arguments). For tests and fakes.
     """
 
@@ -139,7 +139,7 @@ class AsrHandler(ModelHandler[Element, Element, Transcriber]):
         if self._factory is not None:
             model = self._factory()
         else:
-            from sentistream.models.whisper_encoder import load_whisper_asr
+            from sentistream.models.whisper import load_whisper_asr
 
             model = load_whisper_asr(
                 cfg.model_dir, cfg.runtime.device, cfg.compute_type, cfg.runtime.threads

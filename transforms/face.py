@@ -39,7 +39,7 @@ class FaceHandler(SegmentModelHandler[Any, tuple[Frame, ...]]):
         self._config = config
 
     def load(self) -> Any:
-        from sentistream.models.face import FaceExpressionModel
+        from sentistream.models.face.model import FaceExpressionModel
 
         return FaceExpressionModel.load(self._config.bundle, device=self._config.runtime.device)
 
@@ -50,7 +50,7 @@ class FaceHandler(SegmentModelHandler[Any, tuple[Frame, ...]]):
         return {"frames": ()}
 
     def predict(self, model: Any, inputs: Sequence[tuple[Frame, ...]]) -> list[ModalityResult]:
-        from sentistream.models.face import aggregate_segment, crop_faces, detect_faces
+        from sentistream.models.face.model import aggregate_segment, crop_faces, detect_faces
 
         cfg = self._config
         # Detect in every frame of every segment, then classify all crops in one call.

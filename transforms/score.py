@@ -151,7 +151,7 @@ class FuseFn(beam.DoFn):
 
     def setup(self) -> None:
         if self._config.fusion.bundle:
-            from sentistream.models.fusion import LearnedFusion
+            from sentistream.models.fusion.learned import LearnedFusion
 
             self._learned = LearnedFusion.load(self._config.fusion.bundle)
 

@@ -36,7 +36,7 @@ class TextHandler(SegmentModelHandler[Any, str]):
         self._config = config
 
     def load(self) -> Any:  # TextSentimentModel, imported lazily
-        from sentistream.models.text import TextSentimentModel
+        from sentistream.models.text.model import TextSentimentModel
 
         return TextSentimentModel.load(self._config.bundle, device=self._config.runtime.device)
 

@@ -84,7 +84,7 @@ class VoiceHandler(SegmentModelHandler[Any, tuple[ChannelKey, np.ndarray]]):
         self._config = config
 
     def load(self) -> Any:  # VoiceEmotionModel, or ChannelMemory around a v2 model
-        from sentistream.models.voice import VoiceEmotionModel
+        from sentistream.models.voice.model import VoiceEmotionModel
 
         model = VoiceEmotionModel.load(
             self._config.bundle,

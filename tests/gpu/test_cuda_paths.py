@@ -15,7 +15,7 @@ pytestmark = pytest.mark.gpu
 def test_face_model_on_cuda_matches_cpu():
     from skimage import data as skdata
 
-    from sentistream.models.face import FaceExpressionModel, crop_faces, detect_faces
+    from sentistream.models.face.model import FaceExpressionModel, crop_faces, detect_faces
 
     rgb = skdata.astronaut()
     crops = crop_faces(rgb, detect_faces(rgb))
@@ -25,7 +25,7 @@ def test_face_model_on_cuda_matches_cpu():
 
 
 def test_text_model_on_cuda_matches_cpu():
-    from sentistream.models.text import TextSentimentModel
+    from sentistream.models.text.model import TextSentimentModel
 
     texts = ["I love it", "This is terrible", "The train leaves at nine"]
     cpu = TextSentimentModel.load(device="cpu").predict(texts)
@@ -36,7 +36,7 @@ def test_text_model_on_cuda_matches_cpu():
 
 def test_pipeline_runs_with_device_cuda(tmp_path):
     from sentistream.pipelines.cli import main
-    from sentistream.transforms.synth import make_sample
+    from sentistream.pipelines.demo.synth import make_sample
 
     sample = make_sample(tmp_path / "sample")
     rc = main(

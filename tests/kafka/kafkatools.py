@@ -131,8 +131,8 @@ def make_clip(path, sentences, *, duration_s: float, size=(320, 180), fps: float
     import numpy as np
     from skimage import data as skdata
 
-    from sentistream.transforms.captions import Cue
-    from sentistream.transforms.synth import (
+    from sentistream.transforms.media.captions import Cue
+    from sentistream.pipelines.demo.synth import (
         talking_head_frames,
         trim_silence,
         tts,

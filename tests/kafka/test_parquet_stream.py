@@ -12,7 +12,7 @@ import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 from kafkatools import dead_letter_row, score_row
 
-from sentistream.transforms.parquet_stream import (
+from sentistream.transforms.io.parquet_stream import (
     ParquetStreamConfig,
     WriteParquetStreamFn,
     WriteRowsToParquetStream,

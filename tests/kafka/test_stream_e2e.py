@@ -15,8 +15,8 @@ import pyarrow.dataset as ds
 import pytest
 from kafkatools import committed, consume, make_clip, produce
 
-from sentistream.pipelines import stream
-from sentistream.transforms import events as ev
+from sentistream.pipelines.stream import runtime as stream
+from sentistream.transforms.io import events as ev
 from sentistream.transforms.config import (
     DecodeConfig,
     FaceConfig,
@@ -26,7 +26,7 @@ from sentistream.transforms.config import (
     TextConfig,
     VoiceConfig,
 )
-from sentistream.transforms.events import encode_event
+from sentistream.transforms.io.events import encode_event
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -145,7 +145,7 @@ def test_events_in_scores_out_and_bad_events_dead_lettered(topics, clip, tmp_pat
 def _stream_process(topics, out: Path, *extra: str) -> subprocess.Popen:
     modalities = ",".join(available_modalities())
     cmd = [
-        sys.executable, "-m", "sentistream.pipelines.stream",
+        sys.executable, "-m", "sentistream.pipelines.stream.runtime",
         "--bootstrap", topics.bootstrap, "--input-topic", topics.events,
         "--output-topic", topics.scores, "--dead-letter-topic", topics.dead_letters,
         "--output", str(out), "--group-id", topics.group, "--threads", "1", "--fps", "1",

@@ -10,9 +10,9 @@ import apache_beam as beam
 import pytest
 from kafkatools import committed, consume, produce, score_row
 
-from sentistream.pipelines import stream
+from sentistream.pipelines.stream import runtime as stream
 from sentistream.transforms.config import PipelineConfig
-from sentistream.transforms.events import encode_event
+from sentistream.transforms.io.events import encode_event
 
 pytestmark = pytest.mark.kafka
 
@@ -87,7 +87,7 @@ def test_settings_errors_name_the_argument():
 def test_cli_parser_registers_stream_and_demo():
     import argparse
 
-    from sentistream.pipelines import demo
+    from sentistream.pipelines.demo import local as demo
 
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers()

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from sentistream.models.asr import (
+from sentistream.models.asr.transcriber import (
     SAMPLE_RATE,
     AsrOptions,
     AsrWord,
@@ -20,7 +20,7 @@ from sentistream.models.asr import (
     pack,
     trim_bounds,
 )
-from sentistream.models.asr_eval import edit_distance, normalise, number_words, wer
+from sentistream.models.training.asr_eval import edit_distance, normalise, number_words, wer
 
 
 def _const(seconds: float, level: float) -> np.ndarray:
@@ -209,15 +209,15 @@ SENTENCES = (
 
 @pytest.fixture(scope="module")
 def whisper():  # noqa: ANN201 - faster_whisper type
-    from sentistream.models.whisper_encoder import load_whisper_asr
+    from sentistream.models.whisper import load_whisper_asr
 
     return load_whisper_asr(threads=1)
 
 
 @pytest.fixture(scope="module")
 def speech() -> list[np.ndarray]:
-    from sentistream.models.whisper_encoder import resample_to_16k
-    from sentistream.transforms.synth import tts
+    from sentistream.models.whisper import resample_to_16k
+    from sentistream.pipelines.demo.synth import tts
 
     return [resample_to_16k(*tts(text)) for text in SENTENCES]
 
@@ -252,8 +252,8 @@ def test_silence_and_noise_give_no_text(whisper, speech):
 @pytest.mark.slow
 @pytest.mark.data
 def test_wer_on_real_ravdess_speech(shared_data):
-    from sentistream.models.asr_eval import read_labelled
-    from sentistream.models.whisper_encoder import load_whisper_asr
+    from sentistream.models.training.asr_eval import read_labelled
+    from sentistream.models.whisper import load_whisper_asr
 
     clips = read_labelled(shared_data, "ravdess_audio", limit=8)
     out = Transcriber(load_whisper_asr(threads=1), AsrOptions()).transcribe(

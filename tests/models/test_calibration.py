@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score
 
-from sentistream.models.calibration import (
+from sentistream.models.training.metrics import (
     bootstrap_ci,
     classification_summary,
     expected_calibration_error,

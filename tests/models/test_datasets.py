@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from sentistream.models.datasets import (
+from sentistream.models.training.datasets import (
     Example,
     assign_splits,
     detect_layout,

@@ -12,7 +12,7 @@ import torch
 from skimage import data as skdata
 
 from sentistream.models.bundle import load_bundle_meta
-from sentistream.models.face import (
+from sentistream.models.face.model import (
     FER2013_LABELS,
     FaceBox,
     FaceExpressionModel,
@@ -24,7 +24,7 @@ from sentistream.models.face import (
     mini_xception,
     preprocess_crops,
 )
-from sentistream.models.face_eval import evaluate_ckplus, expected_calibration_error, macro_f1
+from sentistream.models.training.face_eval import evaluate_ckplus, expected_calibration_error, macro_f1
 
 BUNDLE = "face-fer2013-minixception"
 # Where the astronaut's face is (x, y, w, h), checked by eye on the 512x512 image.
@@ -90,7 +90,7 @@ def test_bundle_meta_describes_the_weights() -> None:
     assert "FER2013" in meta.training_data["dataset"]
     assert "MIT" in meta.training_data["licence"]
     assert (meta.weights_path.parent / "LICENSE-fer-MIT.txt").is_file()
-    assert (meta.weights_path.parent / f"{BUNDLE}.md").is_file()
+    assert (meta.weights_path.parent / "card.md").is_file()
 
 
 def test_preprocess_scales_to_minus_one_one() -> None:

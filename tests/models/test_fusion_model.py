@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from sentistream.models import fusion_train as ft
-from sentistream.models.fusion import (
+from sentistream.models.training.fusion import train as ft
+from sentistream.models.fusion.learned import (
     MODALITIES,
     FusedScore,
     LateFusionNet,

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from sentistream.models.bundle import resolve_bundle
-from sentistream.models.text import (
+from sentistream.models.text.model import (
     DEFAULT_BUNDLE,
     LABELS,
     TextHead,
@@ -137,7 +137,7 @@ def test_batch_equals_items(model: TextSentimentModel) -> None:
 @pytest.mark.slow
 @pytest.mark.data
 def test_beats_vader_on_meld_dev_sample(model: TextSentimentModel, shared_data: Path) -> None:
-    from sentistream.models.text_train import load_meld, weighted_f1
+    from sentistream.models.training.text_train import load_meld, weighted_f1
 
     dev = load_meld(shared_data / "meld" / "dev_sent_emo.csv")
     idx = np.random.default_rng(0).choice(len(dev.texts), size=300, replace=False)

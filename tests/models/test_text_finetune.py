@@ -12,15 +12,15 @@ import pytest
 import torch
 
 from sentistream.models.bundle import resolve_bundle
-from sentistream.models.text import LABELS, TextSentimentModel
-from sentistream.models.text_encoder import (
+from sentistream.models.text.model import LABELS, TextSentimentModel
+from sentistream.models.text.encoder import (
     LAYER_PREFIX,
     finetuned_state,
     mean_pool,
     minilm_config,
     split_finetuned_state,
 )
-from sentistream.models.text_finetune import (
+from sentistream.models.training.text_finetune import (
     TokenStates,
     length_batches,
     pad_batch,

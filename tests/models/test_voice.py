@@ -11,15 +11,15 @@ import torch
 from faster_whisper.feature_extractor import FeatureExtractor
 
 from sentistream.models.bundle import BundleMeta, load_bundle_meta, save_bundle_meta
-from sentistream.models.voice import (
+from sentistream.models.voice.model import (
     LABELS,
     VoiceEmotionModel,
     VoiceHead,
     confidence_from_probs,
     load_head,
 )
-from sentistream.models.voice_train import augment, read_corpora, read_wav, scores
-from sentistream.models.whisper_encoder import (
+from sentistream.models.training.voice_train import augment, read_corpora, read_wav, scores
+from sentistream.models.whisper import (
     SAMPLE_RATE,
     encode_pooled,
     load_whisper,

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from sentistream.models.bundle import BundleMeta, load_bundle_meta, save_bundle_meta
-from sentistream.models.voice import LABELS, VoiceEmotionModel
-from sentistream.models.voice_features import (
+from sentistream.models.voice.model import LABELS, VoiceEmotionModel
+from sentistream.models.voice.features import (
     EMOTIONS,
     PROSODY_NAMES,
     ChannelStats,
@@ -23,7 +23,7 @@ from sentistream.models.voice_features import (
     valence_arousal,
     zscore,
 )
-from sentistream.models.voice_v2_train import (
+from sentistream.models.training.voice_v2_train import (
     Config,
     Recipe,
     ece,
@@ -32,7 +32,7 @@ from sentistream.models.voice_v2_train import (
     read_clips,
     select,
 )
-from sentistream.models.whisper_encoder import SAMPLE_RATE
+from sentistream.models.whisper import SAMPLE_RATE
 
 BUNDLE = "voice-whisper-tiny-v2"
 
@@ -154,8 +154,8 @@ def test_ece() -> None:
 
 def _synthetic(n_per: int = 28, seed: int = 0):
     """Four speakers acting the 7 emotions; each speaker adds a large offset (their voice)."""
-    from sentistream.models.voice_features import EMOTION_VALENCE
-    from sentistream.models.voice_v2_train import KINDS, Clip
+    from sentistream.models.voice.features import EMOTION_VALENCE
+    from sentistream.models.training.voice_v2_train import KINDS, Clip
 
     rng = np.random.default_rng(seed)
     clips, rows = [], []
@@ -259,8 +259,8 @@ def test_happy_reads_more_positive_than_angry_or_sad(
     model: VoiceEmotionModelV2, shared_data: Path
 ) -> None:
     """Sanity on a few training clips (held-out figures are in the model card)."""
-    from sentistream.models.voice_train import read_wav
-    from sentistream.models.whisper_encoder import resample_to_16k
+    from sentistream.models.training.voice_train import read_wav
+    from sentistream.models.whisper import resample_to_16k
 
     chosen = [c for c in read_clips(shared_data) if c.emotion in ("happy", "angry", "sad")][::8]
     audios = [resample_to_16k(*read_wav(Path(c.path))) for c in chosen]

@@ -17,13 +17,13 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from sentistream.pipelines import batch
 from sentistream.pipelines.cli import build_parser
-from sentistream.transforms.captions import Cue
+from sentistream.transforms.media.captions import Cue
 from sentistream.transforms.config import DecodeConfig, PipelineConfig, PolicyConfig
 from sentistream.transforms.policy import parse_rules
 from sentistream.transforms.records import VideoRef
 from sentistream.transforms.schema import ScoreRow
 from sentistream.transforms.score import ScoreVideos
-from sentistream.transforms.synth import (
+from sentistream.pipelines.demo.synth import (
     no_face_frames,
     talking_head_frames,
     trim_silence,

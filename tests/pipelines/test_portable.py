@@ -23,7 +23,7 @@ import pytest
 from sentistream.pipelines import batch
 from sentistream.pipelines.broker import free_port, wait_for_port
 from sentistream.pipelines.options import add_model_arguments
-from sentistream.transforms.captions import Cue
+from sentistream.transforms.media.captions import Cue
 
 pytestmark = pytest.mark.slow
 FPS = 10.0
@@ -38,7 +38,7 @@ def clip(tmp_path_factory) -> Path:
     import torchaudio
     from skimage import data as skdata
 
-    from sentistream.transforms.synth import (
+    from sentistream.pipelines.demo.synth import (
         talking_head_frames,
         trim_silence,
         tts,

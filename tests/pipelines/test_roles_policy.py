@@ -9,7 +9,7 @@ import pytest
 
 from sentistream.pipelines import batch
 from sentistream.pipelines.cli import build_parser
-from sentistream.transforms.synth import (
+from sentistream.pipelines.demo.synth import (
     resample,
     talking_head_frames,
     trim_silence,

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sentistream.models.fusion import LearnedFusion
-from sentistream.pipelines import train_cli
+from sentistream.models.fusion.learned import LearnedFusion
+from sentistream.pipelines.train import cli as train_cli
 from sentistream.transforms.fusion import fuse_fixed
 from sentistream.transforms.records import ModalityResult
 

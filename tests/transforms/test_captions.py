@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from sentistream.transforms.captions import Cue, find_sidecar, format_vtt, parse_captions
+from sentistream.transforms.media.captions import Cue, find_sidecar, format_vtt, parse_captions
 
 VTT = (
     "\ufeffWEBVTT - demo\nKind: captions\n\n"

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sentistream.transforms import synth
+from sentistream.pipelines.demo import synth
 from sentistream.transforms.config import DecodeConfig
-from sentistream.transforms.decoding import (
+from sentistream.transforms.media.decoding import (
     AUDIO_RATE,
     TAIL_S,
     MediaChunk,

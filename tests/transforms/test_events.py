@@ -9,8 +9,8 @@ import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing.util import assert_that, equal_to
 
-from sentistream.transforms import events as ev
-from sentistream.transforms.events import EventError, ParseEvents, encode_event, parse_event
+from sentistream.transforms.io import events as ev
+from sentistream.transforms.io.events import EventError, ParseEvents, encode_event, parse_event
 from sentistream.transforms.records import VideoRef
 
 

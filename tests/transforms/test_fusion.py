@@ -53,7 +53,7 @@ def test_label_band():
 
 
 def test_learned_fusion_bundle_plugs_into_the_row():
-    from sentistream.models.fusion import LearnedFusion
+    from sentistream.models.fusion.learned import LearnedFusion
     from sentistream.transforms.config import FusionConfig, PipelineConfig
     from sentistream.transforms.records import PolicyDecision, SegmentRecord, VideoRef
     from sentistream.transforms.score import to_score_row

@@ -162,9 +162,9 @@ def test_pipeline_counts_transcriptions_and_never_transcribes_disabled_text():
 
 @pytest.mark.slow
 def test_real_model_transcribes_speech_and_not_silence():
-    from sentistream.models.asr_eval import wer
-    from sentistream.models.whisper_encoder import resample_to_16k
-    from sentistream.transforms.synth import tts
+    from sentistream.models.training.asr_eval import wer
+    from sentistream.models.whisper import resample_to_16k
+    from sentistream.pipelines.demo.synth import tts
 
     text = "Please update the address on my account."
     speech = resample_to_16k(*tts(text))

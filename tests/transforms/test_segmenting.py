@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sentistream.transforms import synth
-from sentistream.transforms.captions import Cue
+from sentistream.pipelines.demo import synth
+from sentistream.transforms.media.captions import Cue
 from sentistream.transforms.config import DecodeConfig, SegmentConfig
-from sentistream.transforms.decoding import MediaChunk, iter_chunks
-from sentistream.transforms.segmenting import (
+from sentistream.transforms.media.decoding import MediaChunk, iter_chunks
+from sentistream.transforms.media.segmenting import (
     KIND_CAPTIONS,
     KIND_VAD,
     KIND_WINDOW,

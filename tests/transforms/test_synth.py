@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sentistream.transforms import synth
-from sentistream.transforms.captions import Cue, parse_captions
+from sentistream.pipelines.demo import synth
+from sentistream.transforms.media.captions import Cue, parse_captions
 
 TEXT = "Hello there, this is a short test."
 
@@ -124,7 +124,7 @@ def test_write_vtt(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_make_sample_is_deterministic_cached_and_labelled(tmp_path: Path) -> None:
     from sentistream.transforms.config import DecodeConfig
-    from sentistream.transforms.decoding import MediaChunk, iter_chunks
+    from sentistream.transforms.media.decoding import MediaChunk, iter_chunks
 
     path = synth.make_sample(tmp_path / "a")
     stamp = path.stat().st_mtime_ns

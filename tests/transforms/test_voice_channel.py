@@ -12,7 +12,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def clips():
-    from sentistream.transforms.synth import resample, tts
+    from sentistream.pipelines.demo.synth import resample, tts
 
     texts = [
         "I am so glad you called.",
@@ -26,7 +26,7 @@ def clips():
 
 @pytest.fixture(scope="module")
 def model():
-    from sentistream.models.voice import VoiceEmotionModel
+    from sentistream.models.voice.model import VoiceEmotionModel
 
     return VoiceEmotionModel.load("voice-whisper-tiny-v2", threads=1)
 

