@@ -5,8 +5,9 @@
 
 Reports, for a 640x360 25 fps H.264+AAC clip with speech and captions:
   * decode-only time (the limit: nothing can be faster than reading the file),
-  * per stage, steady state (models already loaded): decode+segment, face, voice, text,
-    fuse, as seconds and real-time factor (video seconds per wall second),
+  * per step of the data path (``transforms/plan.py``), steady state (models already
+    loaded): decode+segment (+ policy), face, transcript (captions or speech recognition),
+    voice, text, fuse, as seconds and real-time factor (video seconds per wall second),
   * the whole ``sentistream run`` command in a fresh process: wall time (with interpreter,
     Beam and model start-up), its real-time factor, the ratio to decode-only, peak RSS,
   * with ``--long-minutes``: the same command on a long clip, to show memory stays flat.
@@ -24,25 +25,19 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
+from sentistream.pipelines.demo.clips import spoken_clip
 from sentistream.pipelines.options import add_model_arguments, config_from_args
 from sentistream.transforms.asr import AsrHandler
-from sentistream.transforms.media.captions import Cue
 from sentistream.transforms.config import PipelineConfig
 from sentistream.transforms.decode import iter_segments
-from sentistream.transforms.media.decoding import iter_chunks
 from sentistream.transforms.face import FaceHandler
+from sentistream.transforms.media.decoding import iter_chunks
+from sentistream.transforms.plan import DataPath, plan
+from sentistream.transforms.policy import apply_policy
 from sentistream.transforms.records import SegmentRecord, VideoRef
-from sentistream.transforms.score import to_score_row
-from sentistream.pipelines.demo.synth import (
-    talking_head_frames,
-    trim_silence,
-    tts,
-    write_media,
-    write_vtt,
-)
+from sentistream.transforms.rows import to_score_row
 from sentistream.transforms.text import TextHandler
+from sentistream.transforms.transcript import settle_captions
 from sentistream.transforms.voice import VoiceHandler
 
 SENTENCES = (
@@ -57,28 +52,7 @@ def make_clip(path: Path, seconds: float, fps: float = 25.0) -> Path:
     """A talking-head clip with a sentence every ~5 s, and a captions sidecar."""
     if path.is_file() and path.with_suffix(".vtt").is_file():
         return path
-    from skimage import data as skdata
-
-    rate = 16000
-    voices = []
-    for s in SENTENCES:
-        audio, sr = tts(s)
-        audio = trim_silence(audio)
-        idx = np.linspace(0, audio.size - 1, int(audio.size * rate / sr))
-        voices.append(np.interp(idx, np.arange(audio.size), audio).astype(np.float32))
-    track = np.zeros(int(seconds * rate), np.float32)
-    cues, t, i = [], 0.5, 0
-    while t + 4.0 < seconds:
-        v = voices[i % len(voices)]
-        a = int(t * rate)
-        track[a : a + v.size] = v[: track.size - a]
-        cues.append(Cue(round(t, 3), round(t + v.size / rate, 3), SENTENCES[i % len(SENTENCES)]))
-        t += v.size / rate + 1.0
-        i += 1
-    frames = talking_head_frames(skdata.astronaut(), int(seconds * fps), fps=fps)
-    write_media(path, frames=frames, fps=fps, audio=track, sample_rate=rate)
-    write_vtt(path.with_suffix(".vtt"), cues)
-    return path
+    return spoken_clip(path, SENTENCES, duration_s=seconds, gap_s=1.0, repeat=True, fps=fps)
 
 
 def timed(fn):  # noqa: ANN001, ANN201
@@ -94,8 +68,35 @@ def run_stage(handler, model, records: list, batch: int) -> list:  # noqa: ANN00
     return out
 
 
+class _CaptionsOnly:
+    """The transcript step without speech recognition, in the handlers' shape."""
+
+    def __init__(self, drop: tuple[str, ...]) -> None:
+        self._drop = drop
+
+    def load_model(self) -> None:
+        return None
+
+    def run_inference(self, batch: list, model: None) -> list:
+        return [settle_captions(r, self._drop) for r in batch]
+
+
+def _handler(step: str, path: DataPath, config: PipelineConfig):  # noqa: ANN202
+    """The handler of ``step`` and its batch size, as ``ScoreVideos`` builds it."""
+    drop = path.drops_after(step)
+    if step == "face":
+        return FaceHandler(config.face, drop), config.face.runtime.max_batch_size
+    if step == "transcript":
+        if path.asr:
+            return AsrHandler(config.asr, drop=drop), config.asr.runtime.max_batch_size
+        return _CaptionsOnly(drop), 1 << 30
+    if step == "voice":
+        return VoiceHandler(config.voice, drop), config.voice.runtime.max_batch_size
+    return TextHandler(config.text, drop), config.text.runtime.max_batch_size
+
+
 def stages(clip: Path, seconds: float, config: PipelineConfig, *, asr: bool) -> dict:
-    """Steady-state time of each stage (models loaded first), in pipeline order.
+    """Steady-state time of each step of the data path (models loaded first), in order.
 
     ``asr=False``: segments and words from the captions sidecar; ``asr=True``: voice
     activity segments and speech recognition (the captions are ignored).
@@ -106,27 +107,25 @@ def stages(clip: Path, seconds: float, config: PipelineConfig, *, asr: bool) -> 
         config = dataclasses.replace(
             config, segment=dataclasses.replace(config.segment, prefer_captions=False)
         )
+    path = plan(config)
     ref = VideoRef(uri=str(clip))
-    report: dict = {}
-    _, report["decode_only_s"] = timed(
-        lambda: sum(1 for _ in iter_chunks(str(clip), config.decode))
-    )
+    report: dict = {"steps": list(path.steps)}
+    _, report["decode_only_s"] = timed(lambda: sum(1 for _ in iter_chunks(str(clip), path.decode)))
     records, report["decode_segment_s"] = timed(
-        lambda: list(iter_segments(ref, config.decode, config.segment, config.policy))
+        lambda: [
+            apply_policy(r, config.policy)
+            for r in iter_segments(
+                ref, path.decode, config.segment, config.policy, carry=path.carried
+            )
+        ]
     )
     report["segments"] = len(records)
-    handlers = [("face", FaceHandler(config.face), config.face.runtime.max_batch_size)]
-    if asr:
-        handlers.append(("asr", AsrHandler(config.asr), config.asr.runtime.max_batch_size))
-    handlers += [
-        ("voice", VoiceHandler(config.voice), config.voice.runtime.max_batch_size),
-        ("text", TextHandler(config.text), config.text.runtime.max_batch_size),
-    ]
-    for name, handler, batch in handlers:
-        model, report[f"{name}_load_s"] = timed(handler.load_model)
+    for step in path.steps:
+        handler, batch = _handler(step, path, config)
+        model, report[f"{step}_load_s"] = timed(handler.load_model)
         start = time.perf_counter()
         records = run_stage(handler, model, records, batch)
-        report[f"{name}_s"] = time.perf_counter() - start
+        report[f"{step}_s"] = time.perf_counter() - start
     rows, report["fuse_s"] = timed(
         lambda: [to_score_row(r, config, 0.0) for r in records if isinstance(r, SegmentRecord)]
     )
@@ -134,7 +133,7 @@ def stages(clip: Path, seconds: float, config: PipelineConfig, *, asr: bool) -> 
     report["present"] = {
         m: sum(getattr(r, f"{m}_present") for r in rows) for m in ("face", "voice", "text")
     }
-    names = ["decode_segment"] + [name for name, _, _ in handlers] + ["fuse"]
+    names = ["decode_segment", *path.steps, "fuse"]
     steady = sum(report[f"{k}_s"] for k in names)
     report["steady_state_s"] = steady
     report["steady_state_rtf"] = seconds / steady

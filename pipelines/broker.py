@@ -9,6 +9,8 @@ in-memory storage (nothing survives a stop)::
         ensure_topics(broker.bootstrap, ["events", "scores"])
         ...
 
+``kafka_for`` is what the commands use: a given broker, or this one when none is given.
+
 Tansu's known quirks (docs/streaming.md): its ListOffsets(latest) answer is wrong, so
 ``KafkaConsumer.end_offsets()`` / ``seek_to_end()`` mislead; it holds a JoinGroup for about
 half the session timeout; storage is memory only. Production points at a real Kafka.
@@ -18,15 +20,18 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import logging
 import os
 import socket
 import subprocess
+import sys
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 
+_LOG = logging.getLogger(__name__)
 DEFAULT_PARTITIONS = 1
 
 
@@ -139,7 +144,7 @@ class LocalBroker:
                 cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
             )
         finally:
-            if out is not subprocess.DEVNULL:
+            if not isinstance(out, int):  # a log file, not DEVNULL
                 out.close()
         try:
             self._wait_ready()
@@ -230,10 +235,17 @@ def ensure_topics(
 
 
 @contextlib.contextmanager
-def broker_or_existing(bootstrap: str | None, **kwargs: object):  # type: ignore[no-untyped-def]
-    """Yield ``bootstrap`` when given, else start a ``LocalBroker`` and yield its address."""
+def kafka_for(bootstrap: str | None, topics: Sequence[str]) -> Iterator[str]:
+    """Yield a bootstrap address with ``topics`` present: ``bootstrap`` if given, else an
+    embedded local broker (stopped on exit)."""
     if bootstrap:
+        try:
+            ensure_topics(bootstrap, topics)
+        except Exception as exc:  # noqa: BLE001 - the topics may exist without admin rights
+            _LOG.warning("could not check/create topics %s on %s: %s", topics, bootstrap, exc)
         yield bootstrap
         return
-    with LocalBroker(**kwargs) as broker:  # type: ignore[arg-type]
+    with LocalBroker() as broker:
+        ensure_topics(broker.bootstrap, topics)
+        print(f"embedded local Kafka broker (in-memory) at {broker.bootstrap}", file=sys.stderr)
         yield broker.bootstrap

@@ -14,58 +14,71 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
-import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
+from sentistream.pipelines import logs
 
-class _QuietBeamImport(logging.Filter):
-    """Beam logs 'apitools not found' on import when the GCP extras are absent: noise here."""
+logging.getLogger().addFilter(logs.QuietBeamImport())  # before Beam is imported
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith("apitools not found")
+from sentistream.pipelines import batch  # noqa: E402 - after the filter
+from sentistream.pipelines.demo import local as demo  # noqa: E402
+from sentistream.pipelines.demo.sample import (  # noqa: E402
+    DEMO_BANNER,
+    MissingDemoExtra,
+    builtin_sample,
+)
+from sentistream.pipelines.options import config_from_args  # noqa: E402
+from sentistream.pipelines.stream import command as stream  # noqa: E402
+from sentistream.pipelines.train import cli as train_cli  # noqa: E402
 
-
-logging.getLogger().addFilter(_QuietBeamImport())
-
-from sentistream.pipelines import batch
-from sentistream.pipelines.demo import local as demo
-from sentistream.pipelines.stream import runtime as stream
-from sentistream.pipelines.train import cli as train_cli  # noqa: E402 - after the filter
-from sentistream.pipelines.options import add_model_arguments  # noqa: E402
-
-
-def default_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "sentistream"
+Handler = Callable[[argparse.Namespace, Sequence[str]], int]
+# Subcommands that follow Kafka: their libraries' INFO lines are held back.
+_QUIET = {"stream": logs.STREAM_NOISY, "demo": logs.STREAM_NOISY}
 
 
 def _cmd_run(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
+    from sentistream.pipelines.layout import is_local
     from sentistream.pipelines.report import summarize
 
-    if not args.input and not args.manifest:
-        from sentistream.pipelines.demo.synth import make_sample
-
-        sample = make_sample(default_cache_dir() / "sample")
+    job = batch.settings_from_args(args)
+    if not job.inputs and not job.manifest:
+        sample = builtin_sample()
         print(
-            f"No --input given: scoring the built-in DEMO sample {sample}\n"
-            "(a generated clip: NASA's public-domain astronaut portrait + synthesized speech).",
+            f"No --input given: scoring the built-in DEMO sample {sample}\n{DEMO_BANNER}.",
             file=sys.stderr,
         )
-        args.input = [str(sample)]
-    result = batch.run(args, beam_args)
-    if "://" not in args.output:
+        job = dataclasses.replace(job, inputs=(str(sample),))
+    result = batch.run_job(job, config_from_args(args), beam_args)
+    if is_local(job.output):
         print(summarize(result.paths))
     return 0
 
 
 def _cmd_sample(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
-    from sentistream.pipelines.demo.synth import make_sample
-
-    print(make_sample(Path(args.output)))
+    print(builtin_sample(Path(args.output)))
     return 0
+
+
+def _add_sample_arguments(parser: Any) -> None:
+    parser.add_argument("--output", default="sample", help="folder to write it to")
+
+
+def _command(
+    sub: Any, name: str, help: str, description: str | None, func: Handler, add: Any
+) -> None:
+    parser = sub.add_parser(
+        name,
+        help=help,
+        description=description,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add(parser)
+    parser.set_defaults(func=func)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,44 +87,54 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--log-level", default=os.environ.get("SENTISTREAM_LOG", "WARNING"))
+    parser.add_argument("--log-level", default=logs.default_level())
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    run = sub.add_parser(
+    _command(
+        sub,
         "run",
-        help="score media files (batch) into Parquet",
-        description=batch.__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "score media files (batch) into Parquet",
+        batch.__doc__,
+        _cmd_run,
+        batch.add_arguments,
     )
-    batch.add_io_arguments(run)
-    add_model_arguments(run)
-    run.set_defaults(func=_cmd_run)
-
-    stream.add_parser(sub)
-    demo.add_parser(sub)
+    _command(
+        sub,
+        "stream",
+        "score events from Kafka continuously into Kafka and Parquet",
+        stream.__doc__,
+        stream.run_from_args,
+        stream.add_arguments,
+    )
+    _command(
+        sub,
+        "demo",
+        "start a local broker, stream the built-in sample through, show rows arriving",
+        demo.__doc__,
+        demo.run_from_args,
+        demo.add_arguments,
+    )
     train_cli.add_parsers(sub)
-
-    sample = sub.add_parser("sample", help="write the built-in demo sample video")
-    sample.add_argument("--output", default="sample", help="folder to write it to")
-    sample.set_defaults(func=_cmd_sample)
+    _command(
+        sub,
+        "sample",
+        "write the built-in demo sample video",
+        None,
+        _cmd_sample,
+        _add_sample_arguments,
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, beam_args = parser.parse_known_args(argv)
-    logging.basicConfig(  # force: importing Beam already configured the root logger
-        level=args.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        force=True,
-    )
-    logging.getLogger().addFilter(_QuietBeamImport())
+    logs.configure_logging(args.log_level, quiet=_QUIET.get(args.command, ()))
     unknown_flags = [a for a in beam_args if not a.startswith("--")]
     if unknown_flags:
         parser.error(f"unexpected arguments: {unknown_flags}")
     try:
         return args.func(args, beam_args)
-    except ValueError as exc:
+    except (ValueError, MissingDemoExtra) as exc:
         print(f"sentistream: error: {exc}", file=sys.stderr)
         return 2
 

@@ -7,7 +7,7 @@ import glob
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from sentistream.pipelines.batch import OutputPaths
+from sentistream.pipelines.layout import OutputPaths
 
 
 def read_rows(prefix: str) -> pa.Table | None:

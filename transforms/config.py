@@ -48,10 +48,13 @@ class DecodeConfig:
 class SegmentConfig:
     """How recordings are cut into analysis segments.
 
-    Caption cues when a transcript exists (``prefer_captions``), else speech turns from
-    voice activity detection; stretches with no speech are covered by fixed windows of
-    ``window_s`` so faces in silent video are still scored. Speech turns longer than
-    ``max_s`` are split; shorter than ``min_s`` are dropped (VAD) or kept (captions).
+    Caption cues when a sidecar exists and ``prefer_captions`` (``--no-captions`` turns it
+    off: the sidecar is not read at all, neither for cutting nor for words), else speech
+    turns from voice activity detection; stretches with no speech are covered by fixed
+    windows of ``window_s`` so faces in silent video are still scored. Speech turns longer
+    than ``max_s`` are split; shorter than ``min_s`` are dropped (VAD) or kept (captions).
+    Whether a cue's text or speech recognition gives the words is decided in one place,
+    ``transforms/transcript.py``.
     """
 
     min_s: float = 0.4
@@ -128,7 +131,9 @@ class AsrConfig:
     compute_type: ``int8`` on CPU, ``float16`` on GPU. Short segments are packed into
     windows of at most ``pack_s`` seconds (Whisper pads every input to 30 s) and the words
     are split back to their segments by their timestamps.
-    prefer_captions: a segment that already has caption text is not transcribed.
+    prefer_captions: a segment with caption text keeps it and is not transcribed (off:
+        ``--asr-over-captions``, recognition replaces it); applied by
+        ``transforms/transcript.py``, the one place that chooses between the two.
     """
 
     enabled: bool = True

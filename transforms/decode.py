@@ -1,9 +1,11 @@
 """DecodeVideo + Segment in one streaming step: a ``VideoRef`` in, ``SegmentRecord`` s out.
 
 The file is read once, in chunks (``DecodeConfig.chunk_s``); each channel's segmenter
-returns the segments that are final so far, which leave at once with their audio and
-frames, and the buffers are trimmed to what a future segment may still need. Memory is
-bounded by the chunk and the longest segment, whatever the recording's length.
+returns the segments that are final so far, which leave at once with the inputs the
+configured steps read (``carry``, from ``transforms/plan.py``: audio, frames, caption
+text), and the buffers are trimmed to what a future segment may still need. Memory is
+bounded by the chunk and the longest segment, whatever the recording's length. The policy
+is not decided here: records leave with ``policy=None`` for the ``DecidePolicy`` step.
 
 Any failure becomes a ``DeadLetter`` in the main flow (stage ``decode``); an input that
 decodes but yields no segment at all (zero duration) is a dead letter too, so every
@@ -13,7 +15,7 @@ input ends as scores or as a dead letter.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 import apache_beam as beam
@@ -21,21 +23,19 @@ import numpy as np
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
-from sentistream.transforms.media.captions import Cue, find_sidecar, parse_captions
 from sentistream.transforms.config import DecodeConfig, PolicyConfig, SegmentConfig
-from sentistream.transforms.media.decoding import MediaChunk, MediaInfo, iter_chunks
-from sentistream.transforms.policy import decide
+from sentistream.transforms.media.captions import Cue, find_sidecar, parse_captions
+from sentistream.transforms.media.decoding import SAMPLE_RATE, MediaChunk, MediaInfo, iter_chunks
+from sentistream.transforms.media.segmenting import StreamingSegmenter
 from sentistream.transforms.records import (
+    INPUTS,
     DeadLetter,
     Frame,
     SegmentRecord,
-    Transcript,
     VideoRef,
     make_segment_id,
 )
-from sentistream.transforms.media.segmenting import Span, StreamingSegmenter
 
-SAMPLE_RATE = 16_000
 _LOG = logging.getLogger(__name__)
 
 
@@ -80,8 +80,15 @@ def iter_segments(
     decode_cfg: DecodeConfig,
     segment_cfg: SegmentConfig,
     policy_cfg: PolicyConfig,
+    *,
+    carry: Iterable[str] = tuple(INPUTS),
 ) -> Iterator[SegmentRecord]:
-    """Stream one recording into segment records (pure apart from reading the file)."""
+    """Stream one recording into segment records (pure apart from reading the file).
+
+    ``policy_cfg`` gives the role of a channel without one (``default_role``); ``carry``
+    names the inputs the records get (``records.INPUTS``; the others stay empty).
+    """
+    carry = frozenset(carry)
     cues = load_cues(ref) if segment_cfg.prefer_captions else []
     video_id = ref.resolved_id
     with FileSystems.open(ref.uri) as f:
@@ -93,29 +100,33 @@ def iter_segments(
         n_tracks = 1 if (cues or not info.has_audio) else max(1, info.channels)
         segmenters = [StreamingSegmenter(segment_cfg, cues=cues or None) for _ in range(n_tracks)]
         buffers = [_ChannelBuffer() for _ in range(n_tracks)]
+        keep_audio = info.has_audio and "audio" in carry
         frames: list[Frame] = []
         for chunk in chunks:
             assert isinstance(chunk, MediaChunk)
             tracks = _tracks(chunk, n_tracks)
-            frames.extend(chunk.frames)
+            if "frames" in carry:
+                frames.extend(chunk.frames)
             for ch, segmenter in enumerate(segmenters):
-                if tracks is not None:
+                if tracks is not None and keep_audio:
                     buffers[ch].append(tracks[ch])
                 spans = segmenter.feed(
                     None if tracks is None else tracks[ch], chunk.start_s, chunk.end_s, chunk.final
                 )
                 for span in spans:
-                    yield _record(
-                        ref,
-                        video_id,
-                        info,
-                        ch,
-                        span,
-                        buffers[ch],
-                        frames,
-                        segment_cfg,
-                        policy_cfg,
-                        n_tracks,
+                    yield SegmentRecord(
+                        ref=ref,
+                        segment_id=make_segment_id(video_id, ch, span.start_s, segment_cfg.version),
+                        channel=ch,
+                        speaker=_role(ref, ch, n_tracks, policy_cfg.default_role),
+                        start_s=span.start_s,
+                        end_s=span.end_s,
+                        segmenter=span.kind,
+                        has_video=info.has_video,
+                        has_audio=info.has_audio,
+                        audio=buffers[ch].slice(span.start_s, span.end_s) if keep_audio else None,
+                        frames=tuple(fr for fr in frames if span.start_s <= fr.t < span.end_s),
+                        caption=span.text if "caption" in carry else None,
                     )
             keep = min(s.retain_from_s for s in segmenters)
             for buf in buffers:
@@ -131,54 +142,37 @@ def _tracks(chunk: MediaChunk, n_tracks: int) -> list[np.ndarray] | None:
     return [chunk.audio[ch] for ch in range(n_tracks)]
 
 
-def _record(
-    ref: VideoRef,
-    video_id: str,
-    info: MediaInfo,
-    channel: int,
-    span: Span,
-    buffer: _ChannelBuffer,
-    frames: Sequence[Frame],
-    segment_cfg: SegmentConfig,
-    policy_cfg: PolicyConfig,
-    n_tracks: int,
-) -> SegmentRecord:
+def _role(ref: VideoRef, channel: int, n_tracks: int, default_role: str) -> str:
+    """The channel's role from ``ref.channel_roles`` (one role covers a downmix)."""
     roles = ref.channel_roles
     role = roles[channel] if roles and channel < len(roles) and n_tracks > 1 else None
     if role is None and roles and len(roles) == 1:
         role = roles[0]
-    role = role or policy_cfg.default_role
-    transcript = None
-    if span.text is not None:
-        transcript = Transcript(text=span.text, source="captions", confidence=1.0)
-    return SegmentRecord(
-        ref=ref,
-        segment_id=make_segment_id(video_id, channel, span.start_s, segment_cfg.version),
-        channel=channel,
-        speaker=role,
-        start_s=span.start_s,
-        end_s=span.end_s,
-        segmenter=span.kind,
-        has_video=info.has_video,
-        has_audio=info.has_audio,
-        policy=decide(policy_cfg, role, ref.metadata),
-        audio=buffer.slice(span.start_s, span.end_s) if info.has_audio else None,
-        frames=tuple(fr for fr in frames if span.start_s <= fr.t < span.end_s),
-        transcript=transcript,
-    )
+    return role or default_role
 
 
 class DecodeAndSegmentFn(beam.DoFn):
-    """``VideoRef`` -> ``SegmentRecord`` s, or a ``DeadLetter`` with the reason."""
+    """``VideoRef`` -> ``SegmentRecord`` s, or a ``DeadLetter`` with the reason.
+
+    Counters (namespace ``sentistream.decode``): ``videos``, ``segments``,
+    ``dead_letters``, and ``frames``: sampled frames carried by the records (0 when no
+    step reads frames).
+    """
 
     def __init__(
-        self, decode_cfg: DecodeConfig, segment_cfg: SegmentConfig, policy_cfg: PolicyConfig
+        self,
+        decode_cfg: DecodeConfig,
+        segment_cfg: SegmentConfig,
+        policy_cfg: PolicyConfig,
+        carry: Iterable[str] = tuple(INPUTS),
     ) -> None:
         self._decode_cfg = decode_cfg
         self._segment_cfg = segment_cfg
         self._policy_cfg = policy_cfg
+        self._carry = tuple(carry)
         self._videos = Metrics.counter("sentistream.decode", "videos")
         self._segments = Metrics.counter("sentistream.decode", "segments")
+        self._frames = Metrics.counter("sentistream.decode", "frames")
         self._failures = Metrics.counter("sentistream.decode", "dead_letters")
 
     def process(self, ref: VideoRef) -> Iterator[SegmentRecord | DeadLetter]:
@@ -186,8 +180,11 @@ class DecodeAndSegmentFn(beam.DoFn):
         emitted = 0
         stage = "decode"
         try:
-            for record in iter_segments(ref, self._decode_cfg, self._segment_cfg, self._policy_cfg):
+            for record in iter_segments(
+                ref, self._decode_cfg, self._segment_cfg, self._policy_cfg, carry=self._carry
+            ):
                 emitted += 1
+                self._frames.inc(len(record.frames))
                 yield record
             if emitted == 0:
                 stage = "segment"
@@ -196,12 +193,6 @@ class DecodeAndSegmentFn(beam.DoFn):
             _LOG.warning("dead letter for %s at %s: %s", ref.uri, stage, exc)
             self._failures.inc()
             detail = f" after {emitted} segments" if emitted else ""
-            yield DeadLetter(
-                uri=ref.uri,
-                video_id=ref.resolved_id,
-                stage=stage,
-                error_type=type(exc).__name__,
-                error=f"{exc}{detail}",
-            )
+            yield DeadLetter.from_error(ref, stage, exc, detail=detail)
         finally:
             self._segments.inc(emitted)

@@ -1,13 +1,14 @@
-"""Face branch: detect faces in the segment's frames, classify expressions, aggregate."""
+"""Face branch: detect faces in the segment's frames, classify expressions, aggregate.
+
+``RunInference(FaceHandler(config, drop))``; reads ``SegmentRecord.frames``.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-import apache_beam as beam
 import numpy as np
-from apache_beam.ml.inference.base import RunInference
 
 from sentistream.transforms.config import FaceConfig
 from sentistream.transforms.inference import SegmentModelHandler
@@ -34,8 +35,8 @@ def face_input(record: SegmentRecord) -> tuple[Frame, ...] | ModalityResult:
 class FaceHandler(SegmentModelHandler[Any, tuple[Frame, ...]]):
     modality = "face"
 
-    def __init__(self, config: FaceConfig) -> None:
-        super().__init__(config.runtime)
+    def __init__(self, config: FaceConfig, drop: Iterable[str] = ()) -> None:
+        super().__init__(config.runtime, drop)
         self._config = config
 
     def load(self) -> Any:
@@ -45,9 +46,6 @@ class FaceHandler(SegmentModelHandler[Any, tuple[Frame, ...]]):
 
     def prepare(self, record: SegmentRecord) -> tuple[Frame, ...] | ModalityResult:
         return face_input(record)
-
-    def drop(self) -> Mapping[str, Any]:
-        return {"frames": ()}
 
     def predict(self, model: Any, inputs: Sequence[tuple[Frame, ...]]) -> list[ModalityResult]:
         from sentistream.models.face.model import aggregate_segment, crop_faces, detect_faces
@@ -109,14 +107,3 @@ class FaceHandler(SegmentModelHandler[Any, tuple[Frame, ...]]):
                 )
             )
         return results
-
-
-class ScoreFace(beam.PTransform):
-    """Adds the ``face`` result to each segment record and drops its frames."""
-
-    def __init__(self, config: FaceConfig) -> None:
-        super().__init__()
-        self._config = config
-
-    def expand(self, records):
-        return records | "FaceModel" >> RunInference(FaceHandler(self._config))

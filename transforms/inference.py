@@ -1,13 +1,17 @@
-"""One RunInference adapter shape for every modality.
+"""One RunInference adapter shape for every step that runs a model on segment records.
 
-A modality step is ``RunInference(handler)`` over the stream of ``SegmentRecord`` and
-``DeadLetter`` elements. The handler:
+A model step is ``RunInference(handler)`` over the stream of ``SegmentRecord`` and
+``DeadLetter`` elements. ``RecordHandler`` holds what every such handler shares (batch
+bounds from a ``ModelRuntime``, byte counts, metrics namespace, the inputs to drop after
+the step); ``SegmentModelHandler`` is the modality shape. It:
 
 * passes dead letters through untouched;
-* marks the modality absent (never computing it) when the policy disables it;
+* never computes the modality where the policy disables it (the policy step already
+  recorded ``disabled_by_policy``);
 * asks the modality's ``prepare`` for the model input, or for the reason it is absent;
 * runs the model once per batch on the prepared inputs (``predict``);
-* adds the result to each record and drops the inputs no later step needs.
+* adds the result to each record and clears the inputs no later step reads (``drop``,
+  decided by ``transforms/plan.py`` from the configured steps, not by the handler).
 
 A model failure on a batch is retried item by item so one bad segment cannot spoil its
 batch; an item that still fails gets the modality marked absent with ``model_error``.
@@ -17,21 +21,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeAlias, TypeVar
 
 from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import ModelHandler
 
 from sentistream.transforms.config import ModelRuntime
 from sentistream.transforms.records import (
-    REASON_DISABLED_BY_POLICY,
     REASON_MODEL_ERROR,
     DeadLetter,
     ModalityResult,
     SegmentRecord,
 )
 
-Element = SegmentRecord | DeadLetter
+Element: TypeAlias = SegmentRecord | DeadLetter
 ModelT = TypeVar("ModelT")
 InputT = TypeVar("InputT")
 
@@ -49,40 +52,35 @@ def configure_torch(runtime: ModelRuntime) -> str:
     return runtime.device
 
 
-class SegmentModelHandler(ModelHandler[Element, Element, ModelT], Generic[ModelT, InputT]):
-    """Base class: subclasses set ``modality`` and implement ``load``, ``prepare``,
-    ``predict`` (and optionally ``drop``)."""
+def from_prediction(modality: str, prediction: Any, model_id: str, **fields: Any) -> ModalityResult:
+    """A present result from a model prediction with ``valence``, ``confidence``, ``probs``."""
+    return ModalityResult(
+        modality=modality,
+        present=True,
+        valence=float(prediction.valence),
+        confidence=float(prediction.confidence),
+        model_id=model_id,
+        probs=dict(prediction.probs),
+        **fields,
+    )
 
-    modality: str = ""
 
-    def __init__(self, runtime: ModelRuntime) -> None:
+class RecordHandler(ModelHandler[Element, Element, ModelT]):
+    """What every model step over segment records shares.
+
+    Args:
+        runtime: device and batch bounds.
+        drop: the inputs (``records.INPUTS``) to clear on each record after this step.
+    """
+
+    namespace: str = ""
+
+    def __init__(self, runtime: ModelRuntime, drop: Iterable[str] = ()) -> None:
         super().__init__()
-        if not self.modality:
-            raise TypeError(f"{type(self).__name__} must set `modality`")
+        if not self.namespace:
+            raise TypeError(f"{type(self).__name__} must set `namespace`")
         self._runtime = runtime
-        self._inputs = Metrics.counter(f"sentistream.{self.modality}", "model_inputs")
-        self._absent = Metrics.counter(f"sentistream.{self.modality}", "absent")
-        self._errors = Metrics.counter(f"sentistream.{self.modality}", "model_errors")
-
-    # -- to implement -------------------------------------------------------------
-    def load(self) -> ModelT:
-        raise NotImplementedError
-
-    def prepare(self, record: SegmentRecord) -> InputT | ModalityResult:
-        """The model input for ``record``, or an absent result saying why there is none."""
-        raise NotImplementedError
-
-    def predict(self, model: ModelT, inputs: Sequence[InputT]) -> list[ModalityResult]:
-        raise NotImplementedError
-
-    def drop(self) -> Mapping[str, Any]:
-        """Fields to clear on the record once this step ran (inputs no later step needs)."""
-        return {}
-
-    # -- ModelHandler ---------------------------------------------------------------
-    def load_model(self) -> ModelT:
-        configure_torch(self._runtime)
-        return self.load()
+        self._drop = tuple(drop)
 
     def batch_elements_kwargs(self) -> Mapping[str, Any]:
         return {
@@ -100,7 +98,39 @@ class SegmentModelHandler(ModelHandler[Element, Element, ModelT], Generic[ModelT
         return total
 
     def get_metrics_namespace(self) -> str:
-        return f"sentistream.{self.modality}.RunInference"
+        return f"{self.namespace}.RunInference"
+
+
+class SegmentModelHandler(RecordHandler[ModelT], Generic[ModelT, InputT]):
+    """Base class of the modality handlers: subclasses set ``modality`` and implement
+    ``load``, ``prepare`` and ``predict``."""
+
+    modality: str = ""
+
+    def __init__(self, runtime: ModelRuntime, drop: Iterable[str] = ()) -> None:
+        if not self.modality:
+            raise TypeError(f"{type(self).__name__} must set `modality`")
+        self.namespace = f"sentistream.{self.modality}"
+        super().__init__(runtime, drop)
+        self._inputs = Metrics.counter(self.namespace, "model_inputs")
+        self._absent = Metrics.counter(self.namespace, "absent")
+        self._errors = Metrics.counter(self.namespace, "model_errors")
+
+    # -- to implement -------------------------------------------------------------
+    def load(self) -> ModelT:
+        raise NotImplementedError
+
+    def prepare(self, record: SegmentRecord) -> InputT | ModalityResult:
+        """The model input for ``record``, or an absent result saying why there is none."""
+        raise NotImplementedError
+
+    def predict(self, model: ModelT, inputs: Sequence[InputT]) -> list[ModalityResult]:
+        raise NotImplementedError
+
+    # -- ModelHandler ---------------------------------------------------------------
+    def load_model(self) -> ModelT:
+        configure_torch(self._runtime)
+        return self.load()
 
     def run_inference(
         self,
@@ -110,19 +140,16 @@ class SegmentModelHandler(ModelHandler[Element, Element, ModelT], Generic[ModelT
     ) -> Iterable[Element]:
         out: list[Element] = list(batch)
         todo: list[tuple[int, InputT]] = []
-        drop = self.drop()
         for i, el in enumerate(batch):
             if isinstance(el, DeadLetter):
                 continue
-            if not el.policy.allows(self.modality):
-                out[i] = el.with_result(
-                    ModalityResult.absent(self.modality, REASON_DISABLED_BY_POLICY), **drop
-                )
+            if not el.allows(self.modality):
+                out[i] = el.dropping(self._drop)
                 continue
             prepared = self.prepare(el)
             if isinstance(prepared, ModalityResult):
                 self._absent.inc()
-                out[i] = el.with_result(prepared, **drop)
+                out[i] = el.with_result(prepared, self._drop)
             else:
                 todo.append((i, prepared))
         if todo:
@@ -131,7 +158,7 @@ class SegmentModelHandler(ModelHandler[Element, Element, ModelT], Generic[ModelT
             for (i, _), result in zip(todo, results, strict=True):
                 record = batch[i]
                 assert isinstance(record, SegmentRecord)
-                out[i] = record.with_result(result, **drop)
+                out[i] = record.with_result(result, self._drop)
         return out
 
     def _predict_isolating_failures(

@@ -3,14 +3,27 @@
 Emotion recognition from faces and voices is restricted in some jurisdictions (the EU AI
 Act prohibits it for employees at the workplace). A disabled modality is never computed;
 every output row records the policy id, the rule that applied and the enabled set.
+
+The decision is taken once per segment, in the ``DecidePolicy`` step (``apply_policy``),
+right after decoding; every later step reads it from the record (``SegmentRecord.allows``).
+``enabled_anywhere`` is the construction-time view: the modalities some rule can enable
+(``transforms/plan.py`` leaves the others out of the pipeline altogether).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 
 from sentistream.transforms.config import PolicyConfig
-from sentistream.transforms.records import MODALITIES, PolicyDecision
+from sentistream.transforms.records import (
+    MODALITIES,
+    REASON_DISABLED_BY_POLICY,
+    DeadLetter,
+    ModalityResult,
+    PolicyDecision,
+    SegmentRecord,
+)
 
 
 def parse_rules(spec: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
@@ -61,3 +74,24 @@ def decide(config: PolicyConfig, role: str, metadata: Mapping[str, str]) -> Poli
         rule += "+source-hint"
     ordered = tuple(m for m in MODALITIES if m in enabled)
     return PolicyDecision(policy_id=config.policy_id, enabled=ordered, rule=rule)
+
+
+def enabled_anywhere(config: PolicyConfig) -> tuple[str, ...]:
+    """Modalities that at least one rule can enable (consent and source hints only narrow)."""
+    allowed = {m for _, mods in config.rules for m in mods}
+    return tuple(m for m in MODALITIES if m in allowed)
+
+
+def apply_policy(
+    element: SegmentRecord | DeadLetter, config: PolicyConfig
+) -> SegmentRecord | DeadLetter:
+    """The ``DecidePolicy`` step (pure): the record with its ``PolicyDecision`` and a
+    ``disabled_by_policy`` result for each modality it does not enable; dead letters pass."""
+    if isinstance(element, DeadLetter):
+        return element
+    decision = decide(config, element.speaker, element.ref.metadata)
+    results = dict(element.results)
+    for m in MODALITIES:
+        if not decision.allows(m):
+            results[m] = ModalityResult.absent(m, REASON_DISABLED_BY_POLICY)
+    return dataclasses.replace(element, policy=decision, results=results)

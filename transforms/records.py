@@ -1,9 +1,11 @@
 """Typed records that flow between the pipeline's transforms.
 
-The flow is linear (see README "Architecture"): a ``VideoRef`` is decoded and cut into
-``SegmentRecord`` s; each modality step reads its input from the record and returns a copy
-with its ``ModalityResult`` added (and the inputs no later step needs dropped); the fusion
-step turns the record into a ``ScoreRow``. A failure anywhere becomes a ``DeadLetter`` that
+The flow is linear (see ``transforms/score.py``): a ``VideoRef`` is decoded and cut into
+``SegmentRecord`` s carrying the inputs the configured steps read (``INPUTS``); the policy
+step records which modalities may run; each later step reads its input from the record
+and returns a copy with its result added and the inputs no later step reads dropped
+(``transforms/plan.py`` decides which); the fusion step turns the record into a
+``ScoreRow``. A failure anywhere becomes a ``DeadLetter`` that
 later steps pass through untouched, so every input ends as scores or as a dead letter.
 
 No Beam imports here: these are plain frozen dataclasses, cheap to pickle.
@@ -13,12 +15,15 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 
 MODALITIES: tuple[str, ...] = ("face", "voice", "text")
+
+# The decoded inputs a record may carry, with the value a record holds once one is dropped.
+INPUTS: dict[str, object] = {"frames": (), "audio": None, "caption": None}
 
 # Why a modality has no score for a segment. Stable strings: they land in the output.
 REASON_DISABLED_BY_POLICY = "disabled_by_policy"
@@ -141,12 +146,15 @@ class SegmentRecord:
         speaker: speaker role or label (``agent``, ``customer``, ``unknown``, ...).
         start_s, end_s: time range in the recording, seconds.
         segmenter: how the range was found: ``captions``, ``vad``, ``window``.
-        audio: 16 kHz mono float32 samples of this channel in the range, or None when
-            the recording has no audio (or a step already consumed it).
-        frames: sampled frames whose time falls in the range (dropped after the face step).
         has_video / has_audio: whether the container had such a stream at all.
-        transcript: what was said, when known.
-        policy: which modalities may run for this segment.
+        policy: which modalities may run; None until the policy step decided it.
+        audio: input: 16 kHz mono float32 samples of this channel in the range; None when
+            the recording has no audio or no step reads it (or after its last reader).
+        frames: input: sampled frames whose time falls in the range (none when no step
+            reads them, or after the face step).
+        caption: input: the caption cue's text for a ``captions`` segment (read by the
+            transcript step, which decides between it and speech recognition).
+        transcript: what was said, set by the transcript step.
         results: modality name -> result, added by each step.
     """
 
@@ -159,9 +167,10 @@ class SegmentRecord:
     segmenter: str
     has_video: bool
     has_audio: bool
-    policy: PolicyDecision
+    policy: PolicyDecision | None = None
     audio: np.ndarray | None = None
     frames: tuple[Frame, ...] = ()
+    caption: str | None = None
     transcript: Transcript | None = None
     results: Mapping[str, ModalityResult] = field(default_factory=dict)
 
@@ -169,11 +178,29 @@ class SegmentRecord:
     def duration_s(self) -> float:
         return self.end_s - self.start_s
 
-    def with_result(self, result: ModalityResult, **changes: object) -> SegmentRecord:
-        """A copy with ``result`` added (and any field in ``changes`` replaced)."""
+    def allows(self, modality: str) -> bool:
+        """Whether the policy lets ``modality`` run for this segment."""
+        if self.policy is None:
+            raise ValueError(
+                f"segment {self.segment_id}: no policy decision yet; the policy step "
+                "(transforms.policy.apply_policy) must run before the modality steps"
+            )
+        return self.policy.allows(modality)
+
+    def dropping(self, inputs: Iterable[str]) -> SegmentRecord:
+        """A copy without the named ``INPUTS`` (the record itself when there are none)."""
+        empty = {name: INPUTS[name] for name in inputs}
+        return dataclasses.replace(self, **empty) if empty else self  # type: ignore[arg-type]
+
+    def with_result(
+        self, result: ModalityResult, drop: Iterable[str] = (), **changes: object
+    ) -> SegmentRecord:
+        """A copy with ``result`` added, the ``drop`` inputs cleared and any field in
+        ``changes`` replaced."""
         results = dict(self.results)
         results[result.modality] = result
-        return dataclasses.replace(self, results=results, **changes)  # type: ignore[arg-type]
+        fields = {name: INPUTS[name] for name in drop} | changes
+        return dataclasses.replace(self, results=results, **fields)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -187,6 +214,26 @@ class DeadLetter:
     error: str
     segment_id: str | None = None
     payload: str | None = None
+
+    @staticmethod
+    def from_error(
+        ref: VideoRef,
+        stage: str,
+        exc: BaseException,
+        *,
+        segment_id: str | None = None,
+        detail: str = "",
+    ) -> DeadLetter:
+        """The dead letter of ``ref`` failing at ``stage`` with ``exc`` (``detail`` is
+        appended to the message)."""
+        return DeadLetter(
+            uri=ref.uri,
+            video_id=ref.resolved_id,
+            stage=stage,
+            error_type=type(exc).__name__,
+            error=f"{exc}{detail}",
+            segment_id=segment_id,
+        )
 
 
 def make_segment_id(video_id: str, channel: int, start_s: float, segmenter_version: str) -> str:

@@ -1,20 +1,23 @@
-"""Words branch: sentence-level sentiment of each segment's transcript."""
+"""Words branch: sentence-level sentiment of each segment's transcript.
+
+``RunInference(TextHandler(config, drop))``; reads ``SegmentRecord.transcript``, which the
+transcript step set (``transforms/transcript.py``).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-import apache_beam as beam
-from apache_beam.ml.inference.base import RunInference
-
 from sentistream.transforms.config import TextConfig
-from sentistream.transforms.inference import SegmentModelHandler
+from sentistream.transforms.inference import SegmentModelHandler, from_prediction
 from sentistream.transforms.records import (
+    REASON_NO_SPEECH,
     REASON_NO_TRANSCRIPT,
     ModalityResult,
     SegmentRecord,
 )
+from sentistream.transforms.transcript import SOURCE_ASR
 
 
 def text_input(record: SegmentRecord) -> str | ModalityResult:
@@ -22,8 +25,8 @@ def text_input(record: SegmentRecord) -> str | ModalityResult:
     transcript = record.transcript
     if transcript is None or not transcript.text.strip():
         reason = REASON_NO_TRANSCRIPT
-        if transcript is not None and transcript.source == "asr":
-            reason = "no_speech"
+        if transcript is not None and transcript.source == SOURCE_ASR:
+            reason = REASON_NO_SPEECH
         return ModalityResult.absent("text", reason)
     return transcript.text.strip()
 
@@ -31,8 +34,8 @@ def text_input(record: SegmentRecord) -> str | ModalityResult:
 class TextHandler(SegmentModelHandler[Any, str]):
     modality = "text"
 
-    def __init__(self, config: TextConfig) -> None:
-        super().__init__(config.runtime)
+    def __init__(self, config: TextConfig, drop: Iterable[str] = ()) -> None:
+        super().__init__(config.runtime, drop)
         self._config = config
 
     def load(self) -> Any:  # TextSentimentModel, imported lazily
@@ -44,25 +47,4 @@ class TextHandler(SegmentModelHandler[Any, str]):
         return text_input(record)
 
     def predict(self, model: Any, inputs: Sequence[str]) -> list[ModalityResult]:
-        return [
-            ModalityResult(
-                modality="text",
-                present=True,
-                valence=float(p.valence),
-                confidence=float(p.confidence),
-                model_id=model.model_id,
-                probs=dict(p.probs),
-            )
-            for p in model.predict(list(inputs))
-        ]
-
-
-class ScoreText(beam.PTransform):
-    """Adds the ``text`` result to each segment record (RunInference, batched)."""
-
-    def __init__(self, config: TextConfig) -> None:
-        super().__init__()
-        self._config = config
-
-    def expand(self, records):
-        return records | "TextModel" >> RunInference(TextHandler(self._config))
+        return [from_prediction("text", p, model.model_id) for p in model.predict(list(inputs))]

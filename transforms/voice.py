@@ -1,17 +1,19 @@
-"""Voice branch: speech-encoder emotion head on each speech segment's audio."""
+"""Voice branch: speech-encoder emotion head on each speech segment's audio.
+
+``RunInference(VoiceHandler(config, drop))``; reads ``SegmentRecord.audio``.
+"""
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-import apache_beam as beam
 import numpy as np
-from apache_beam.ml.inference.base import RunInference
 
 from sentistream.transforms.config import VoiceConfig
-from sentistream.transforms.inference import SegmentModelHandler
+from sentistream.transforms.inference import SegmentModelHandler, from_prediction
+from sentistream.transforms.media.decoding import SAMPLE_RATE
 from sentistream.transforms.records import (
     REASON_NO_AUDIO,
     REASON_SILENCE,
@@ -20,7 +22,6 @@ from sentistream.transforms.records import (
     SegmentRecord,
 )
 
-SAMPLE_RATE = 16_000
 # Below this RMS (about -54 dBFS) a segment is treated as silence, not scored as a voice.
 SILENCE_RMS = 2e-3
 
@@ -79,8 +80,8 @@ class ChannelMemory:
 class VoiceHandler(SegmentModelHandler[Any, tuple[ChannelKey, np.ndarray]]):
     modality = "voice"
 
-    def __init__(self, config: VoiceConfig) -> None:
-        super().__init__(config.runtime)
+    def __init__(self, config: VoiceConfig, drop: Iterable[str] = ()) -> None:
+        super().__init__(config.runtime, drop)
         self._config = config
 
     def load(self) -> Any:  # VoiceEmotionModel, or ChannelMemory around a v2 model
@@ -103,9 +104,6 @@ class VoiceHandler(SegmentModelHandler[Any, tuple[ChannelKey, np.ndarray]]):
             return audio
         return (record.ref.resolved_id, record.channel), audio
 
-    def drop(self) -> dict[str, Any]:
-        return {"audio": None}  # the last step that reads the audio
-
     def predict(
         self, model: Any, inputs: Sequence[tuple[ChannelKey, np.ndarray]]
     ) -> list[ModalityResult]:
@@ -114,25 +112,8 @@ class VoiceHandler(SegmentModelHandler[Any, tuple[ChannelKey, np.ndarray]]):
         else:
             predictions = model.predict([audio for _, audio in inputs])
         return [
-            ModalityResult(
-                modality="voice",
-                present=True,
-                valence=float(p.valence),
-                arousal=None if p.arousal is None else float(p.arousal),
-                confidence=float(p.confidence),
-                model_id=model.model_id,
-                probs=dict(p.probs),
+            from_prediction(
+                "voice", p, model.model_id, arousal=None if p.arousal is None else float(p.arousal)
             )
             for p in predictions
         ]
-
-
-class ScoreVoice(beam.PTransform):
-    """Adds the ``voice`` result to each segment record (RunInference, batched)."""
-
-    def __init__(self, config: VoiceConfig) -> None:
-        super().__init__()
-        self._config = config
-
-    def expand(self, records):
-        return records | "VoiceModel" >> RunInference(VoiceHandler(self._config))

@@ -11,15 +11,22 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import threading
 import time
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sentistream.pipelines.stream import runtime as stream
+from sentistream.pipelines.broker import kafka_for
+from sentistream.pipelines.demo.sample import DEMO_BANNER, builtin_sample
+from sentistream.pipelines.flags import Flag, add_flags, from_args
+from sentistream.pipelines.options import add_model_arguments, config_from_args
+from sentistream.pipelines.stream.graph import StreamJob
+from sentistream.pipelines.stream.runtime import run
+from sentistream.pipelines.stream.settings import DEFAULT_RUNTIME, RUNTIMES, StreamSettings
+from sentistream.transforms.config import PipelineConfig
 from sentistream.transforms.io.events import encode_event
 
 
@@ -83,83 +90,94 @@ class Printer(threading.Thread):
         self._consumer.close(autocommit=False)
 
 
-def run_demo(args: argparse.Namespace, beam_args: Sequence[str] = ()) -> int:
-    from sentistream.pipelines.cli import default_cache_dir
-    from sentistream.pipelines.options import config_from_args
-    from sentistream.pipelines.demo.synth import make_sample
+@dataclass(frozen=True)
+class DemoSettings:
+    """The demo's own options (the processing options are the pipeline's).
 
-    config = config_from_args(args)
-    sample = make_sample(default_cache_dir() / "sample")
+    Attributes:
+        bootstrap: use this Kafka; None: start the embedded local broker.
+        output: Parquet root.
+        runtime: the local streaming runtime (``stream/runtime.py``).
+    """
+
+    bootstrap: str | None = None
+    output: str = "out/demo"
+    runtime: str = DEFAULT_RUNTIME
+
+
+DEMO_FLAGS: tuple[Flag, ...] = (
+    Flag(
+        "--bootstrap",
+        "bootstrap",
+        "use this Kafka instead of starting the local broker",
+        optional=True,
+    ),
+    Flag("--output", "output", "Parquet root"),
+    Flag(
+        "--runtime",
+        "runtime",
+        "local streaming runtime (docs/streaming.md)",
+        choices=RUNTIMES,
+    ),
+)
+
+
+def add_arguments(parser: Any) -> None:
+    """The demo's options, then the processing options."""
+    add_flags(parser, DEMO_FLAGS, DemoSettings())
+    add_model_arguments(parser)
+
+
+def run_from_args(args: argparse.Namespace, beam_args: Sequence[str] = ()) -> int:
+    """Parsed ``demo`` arguments -> typed settings, once -> ``run_demo``."""
+    return run_demo(from_args(args, DEMO_FLAGS, DemoSettings()), config_from_args(args), beam_args)
+
+
+def run_demo(demo: DemoSettings, config: PipelineConfig, beam_args: Sequence[str] = ()) -> int:
+    """Publish the sample and a malformed event, stream both, print rows as they arrive."""
+    sample = builtin_sample()
     run_id = uuid.uuid4().hex[:8]
     names = [f"sentistream.demo.{kind}.{run_id}" for kind in ("events", "scores", "dead")]
-    with stream.kafka_for(args.bootstrap, names) as bootstrap:
-        settings = stream.StreamSettings(
+    with kafka_for(demo.bootstrap, names) as bootstrap:
+        stream_settings = StreamSettings(
             bootstrap=bootstrap,
             input_topic=names[0],
             output_topic=names[1],
             dead_letter_topic=names[2],
-            output=args.output,
+            output=demo.output,
             group_id=f"sentistream-demo-{run_id}",
-            runtime=args.runtime,
+            runtime=demo.runtime,
             max_events=2,
         )
-        from kafka import KafkaProducer
-
-        producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
         t0 = time.time()
-        producer.send(
-            names[0],
-            encode_event(str(sample), video_id="demo-sample", source="sentistream-demo"),
-        ).get(timeout=10)
-        producer.send(names[0], b'{"video_id": "demo-broken", "note": "no uri"}').get(10)
-        producer.close(timeout=5)
+        _publish(bootstrap, names[0], sample)
         print(
             f"published 2 events to {names[0]} on {bootstrap}: the DEMO sample {sample.name}\n"
-            "(a generated clip: NASA's public-domain astronaut portrait + synthesized speech)"
-            "\nand one malformed event (no uri) to show the dead-letter path. Scoring...\n",
+            f"{DEMO_BANNER}\nand one malformed event (no uri) to show the dead-letter path. "
+            "Scoring...\n",
             flush=True,
         )
         printer = Printer(bootstrap, names[1:], t0)
         printer.start()
         try:
-            stream.run(settings, config, beam_args)
+            run(StreamJob(stream_settings, config, tuple(beam_args)))
         finally:
             printer.stop()
     print(
         f"\n{printer.rows} score rows, {printer.dead} dead letter(s) in "
-        f"{time.time() - t0:.1f}s; Parquet under {Path(args.output).resolve()}",
+        f"{time.time() - t0:.1f}s; Parquet under {Path(demo.output).resolve()}",
         flush=True,
     )
     return 0 if printer.rows else 1
 
 
-def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Register ``demo`` on the CLI's subparsers; ``func`` is ``run_demo``."""
-    from sentistream.pipelines.options import add_model_arguments
+def _publish(bootstrap: str, topic: str, sample: Path) -> None:
+    """The sample's event, then a malformed one (no uri)."""
+    from kafka import KafkaProducer
 
-    parser = subparsers.add_parser(
-        "demo",
-        help="start a local broker, stream the built-in sample through, show rows arriving",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument(
-        "--bootstrap", default=None, help="use this Kafka instead of starting the local broker"
-    )
-    parser.add_argument("--output", default="out/demo", help="Parquet root")
-    parser.add_argument(
-        "--runtime",
-        choices=stream.RUNTIMES,
-        default=stream.DEFAULT_RUNTIME,
-        help="local streaming runtime (docs/streaming.md)",
-    )
-    add_model_arguments(parser)
-    parser.set_defaults(func=run_demo)
-    return parser
-
-
-if __name__ == "__main__":
-    _parser = argparse.ArgumentParser(prog="sentistream")
-    add_parser(_parser.add_subparsers())
-    _args, _beam = _parser.parse_known_args(["demo", *sys.argv[1:]])
-    sys.exit(_args.func(_args, _beam))
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    producer.send(
+        topic, encode_event(str(sample), video_id="demo-sample", source="sentistream-demo")
+    ).get(timeout=10)
+    producer.send(topic, b'{"video_id": "demo-broken", "note": "no uri"}').get(10)
+    producer.close(timeout=5)

@@ -14,6 +14,7 @@ import itertools
 import json
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from ctypes import c_char_p, c_int, c_size_t, c_uint, c_void_p
 from fractions import Fraction
 from pathlib import Path
 
@@ -68,14 +69,12 @@ def _load_espeak() -> tuple[ctypes.CDLL, bytes]:
         raise RuntimeError(
             f"cannot load the espeak-ng library for tts(): {e}; install espeakng-loader"
         ) from e
-    lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
+    lib.espeak_Initialize.argtypes = [c_int, c_int, c_char_p, c_int]
     lib.espeak_SetSynthCallback.argtypes = [_SYNTH_CALLBACK]
-    lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
-    lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
-    lib.espeak_Synth.argtypes = [
-        ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int, ctypes.c_uint,
-        ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p,
-    ]  # fmt: skip
+    lib.espeak_SetVoiceByName.argtypes = [c_char_p]
+    lib.espeak_SetParameter.argtypes = [c_int, c_int, c_int]
+    synth_args = [c_char_p, c_size_t, c_uint, c_int, c_uint, c_uint, c_void_p, c_void_p]
+    lib.espeak_Synth.argtypes = synth_args
     return lib, data
 
 

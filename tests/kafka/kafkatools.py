@@ -126,37 +126,6 @@ def dead_letter_row(video_id: str = "v1", *, segment_id: str | None = None, **ch
 def make_clip(path, sentences, *, duration_s: float, size=(320, 180), fps: float = 10.0):
     """A talking-head mp4 at ``path`` with ``sentences`` spoken one after another (from
     0.5 s, 0.5 s apart) and a WebVTT sidecar of them; returns the path."""
-    from pathlib import Path
+    from sentistream.pipelines.demo.clips import spoken_clip
 
-    import numpy as np
-    from skimage import data as skdata
-
-    from sentistream.transforms.media.captions import Cue
-    from sentistream.pipelines.demo.synth import (
-        talking_head_frames,
-        trim_silence,
-        tts,
-        write_media,
-        write_vtt,
-    )
-
-    path = Path(path)
-    rate = 16000
-    track = np.zeros(int(duration_s * rate), np.float32)
-    cues, cursor = [], 0.5
-    for text in sentences:
-        speech, sr = tts(text)
-        speech = trim_silence(speech)
-        if sr != rate:
-            idx = np.linspace(0, speech.size - 1, int(speech.size * rate / sr))
-            speech = np.interp(idx, np.arange(speech.size), speech).astype(np.float32)
-        a = int(cursor * rate)
-        piece = speech[: max(track.size - a, 0)]
-        track[a : a + piece.size] = piece
-        end = cursor + piece.size / rate
-        cues.append(Cue(round(cursor, 3), round(end, 3), text))
-        cursor = end + 0.5
-    frames = talking_head_frames(skdata.astronaut(), int(duration_s * fps), size=size, fps=fps)
-    write_media(path, frames=frames, fps=fps, audio=track, sample_rate=rate)
-    write_vtt(path.with_suffix(".vtt"), cues)
-    return path
+    return spoken_clip(path, sentences, duration_s=duration_s, size=size, fps=fps)

@@ -11,12 +11,9 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing.util import assert_that, equal_to
 from kafkatools import committed, consume, dead_letter_row, produce, score_row
 
-from sentistream.transforms.io.kafka_source import (
-    KafkaReadConfig,
-    KafkaWriteConfig,
-    ReadFromKafkaPy,
-    WriteRowsToKafka,
-)
+from sentistream.transforms.io.kafka_config import KafkaReadConfig
+from sentistream.transforms.io.kafka_sink import KafkaWriteConfig, WriteRowsToKafka
+from sentistream.transforms.io.kafka_source import ReadFromKafkaPy
 from sentistream.transforms.schema import to_dict
 
 pytestmark = pytest.mark.kafka
@@ -50,7 +47,7 @@ def test_bounded_read_starts_at_committed_offset_and_commits(topics):
     # A previous run of this group got through offset 3.
     from kafka import KafkaConsumer
 
-    from sentistream.transforms.io.kafka_source import commit_offset
+    from sentistream.transforms.io.kafka_offsets import commit_offset
 
     consumer = KafkaConsumer(bootstrap_servers=topics.bootstrap, group_id=topics.group)
     commit_offset(consumer, topics.events, 0, 4)

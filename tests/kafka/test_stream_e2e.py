@@ -15,8 +15,9 @@ import pyarrow.dataset as ds
 import pytest
 from kafkatools import committed, consume, make_clip, produce
 
-from sentistream.pipelines.stream import runtime as stream
-from sentistream.transforms.io import events as ev
+from sentistream.pipelines.stream.graph import StreamJob
+from sentistream.pipelines.stream.runtime import run
+from sentistream.pipelines.stream.settings import RUNTIMES, StreamSettings
 from sentistream.transforms.config import (
     DecodeConfig,
     FaceConfig,
@@ -26,6 +27,7 @@ from sentistream.transforms.config import (
     TextConfig,
     VoiceConfig,
 )
+from sentistream.transforms.io import events as ev
 from sentistream.transforms.io.events import encode_event
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -68,8 +70,8 @@ def clip(tmp_path_factory) -> Path:
     return make_clip(tmp_path_factory.mktemp("media") / "call.mp4", SENTENCES, duration_s=5.0)
 
 
-def settings_for(topics, output: Path, **changes) -> stream.StreamSettings:
-    return stream.StreamSettings(
+def settings_for(topics, output: Path, **changes) -> StreamSettings:
+    return StreamSettings(
         bootstrap=topics.bootstrap,
         input_topic=topics.events,
         output_topic=topics.scores,
@@ -87,7 +89,7 @@ def parquet_rows(root: Path, kind: str) -> list[dict]:
     return ds.dataset(folder, format="parquet", partitioning="hive").to_table().to_pylist()
 
 
-@pytest.mark.parametrize("runtime", stream.RUNTIMES)
+@pytest.mark.parametrize("runtime", RUNTIMES)
 def test_events_in_scores_out_and_bad_events_dead_lettered(topics, clip, tmp_path, runtime):
     garbage = tmp_path / "garbage.mp4"
     garbage.write_bytes(b"this is not a video" * 100)
@@ -103,7 +105,7 @@ def test_events_in_scores_out_and_bad_events_dead_lettered(topics, clip, tmp_pat
     produce(topics.bootstrap, topics.events, events)
     out = tmp_path / "out"
     settings = settings_for(topics, out, runtime=runtime, max_events=len(events))
-    stream.run(settings, stream_config())
+    run(StreamJob(settings, stream_config()))
 
     scores = consume(topics.bootstrap, topics.scores, expect=2 * len(SENTENCES))
     by_video: dict[str, list] = {}
@@ -144,18 +146,16 @@ def test_events_in_scores_out_and_bad_events_dead_lettered(topics, clip, tmp_pat
 
 def _stream_process(topics, out: Path, *extra: str) -> subprocess.Popen:
     modalities = ",".join(available_modalities())
-    cmd = [
-        sys.executable, "-m", "sentistream.pipelines.stream.runtime",
-        "--bootstrap", topics.bootstrap, "--input-topic", topics.events,
-        "--output-topic", topics.scores, "--dead-letter-topic", topics.dead_letters,
-        "--output", str(out), "--group-id", topics.group, "--threads", "1", "--fps", "1",
-        "--max-side", "320", "--policy", f"*={modalities}", *extra,
-    ]  # fmt: skip
+    cmd = [sys.executable, "-m", "sentistream.pipelines.stream"]
+    cmd += ["--bootstrap", topics.bootstrap, "--input-topic", topics.events]
+    cmd += ["--output-topic", topics.scores, "--dead-letter-topic", topics.dead_letters]
+    cmd += ["--output", str(out), "--group-id", topics.group, "--threads", "1", "--fps", "1"]
+    cmd += ["--max-side", "320", "--policy", f"*={modalities}", *extra]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     return subprocess.Popen(cmd, env=env, cwd=REPO.parent, start_new_session=True)
 
 
-@pytest.mark.parametrize("runtime", stream.RUNTIMES)
+@pytest.mark.parametrize("runtime", RUNTIMES)
 def test_killed_stream_resumes_without_loss_and_duplicates_collapse(
     topics, clip, tmp_path, runtime
 ):

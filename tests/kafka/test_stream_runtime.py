@@ -10,7 +10,10 @@ import apache_beam as beam
 import pytest
 from kafkatools import committed, consume, produce, score_row
 
-from sentistream.pipelines.stream import runtime as stream
+from sentistream.pipelines.stream.graph import StreamJob
+from sentistream.pipelines.stream.loop import run_loop
+from sentistream.pipelines.stream.runtime import run_streaming
+from sentistream.pipelines.stream.settings import StreamSettings
 from sentistream.transforms.config import PipelineConfig
 from sentistream.transforms.io.events import encode_event
 
@@ -26,8 +29,8 @@ def one_row_scorer(config: PipelineConfig) -> beam.PTransform:
     return beam.ParDo(_OneRowPerEvent())
 
 
-def _settings(topics, tmp_path, **changes) -> stream.StreamSettings:
-    return stream.StreamSettings(
+def _settings(topics, tmp_path, **changes) -> StreamSettings:
+    return StreamSettings(
         bootstrap=topics.bootstrap,
         input_topic=topics.events,
         output_topic=topics.scores,
@@ -52,7 +55,7 @@ def test_streaming_runs_are_recycled_without_loss_or_repeats(topics, tmp_path, i
     producer = threading.Thread(target=publish)
     producer.start()
     settings = _settings(topics, tmp_path, max_run_s=1.5, idle_timeout_s=1.2, isolate_runs=isolate)
-    runs = stream.run_streaming(settings, PipelineConfig(), scorer=one_row_scorer)
+    runs = run_streaming(StreamJob(settings, scorer=one_row_scorer))
     producer.join()
     assert runs >= 2
     rows = consume(topics.bootstrap, topics.scores, expect=len(videos) + 1, timeout_s=3)
@@ -66,36 +69,8 @@ def test_loop_runtime_commits_each_batch_and_stops_when_idle(topics, tmp_path):
         topics.bootstrap, topics.events, [encode_event(f"/{v}.mp4", video_id=v) for v in videos]
     )
     settings = _settings(topics, tmp_path, runtime="loop", batch_events=2, idle_timeout_s=0.5)
-    stats = stream.run_loop(settings, PipelineConfig(), scorer=one_row_scorer)
+    stats = run_loop(StreamJob(settings, scorer=one_row_scorer))
     assert (stats.events, stats.runs) == (5, 3)
     rows = consume(topics.bootstrap, topics.scores, expect=len(videos))
     assert sorted(row["video_id"] for _, row in rows) == videos
     assert committed(topics.bootstrap, topics.events, topics.group) == 5
-
-
-def test_settings_errors_name_the_argument():
-    with pytest.raises(ValueError, match="runtime"):
-        stream.StreamSettings(bootstrap="h:1", runtime="spark")
-    with pytest.raises(ValueError, match="max_run_s"):
-        stream.StreamSettings(bootstrap="h:1", max_run_s=0)
-    with pytest.raises(ValueError, match="kafka_io"):
-        stream.StreamSettings(bootstrap="h:1", runtime="loop", kafka_io="xlang")
-    with pytest.raises(ValueError, match="--scorer"):
-        stream.load_scorer("no-colon")
-
-
-def test_cli_parser_registers_stream_and_demo():
-    import argparse
-
-    from sentistream.pipelines.demo import local as demo
-
-    parser = argparse.ArgumentParser()
-    sub = parser.add_subparsers()
-    stream.add_parser(sub)
-    demo.add_parser(sub)
-    args = parser.parse_args(["stream", "--max-events", "3", "--max-run-minutes", "0"])
-    assert args.func is stream.run_command
-    settings = stream.settings_from_args(args, "h:1")
-    assert (settings.max_events, settings.max_run_s, settings.runtime) == (3, None, "streaming")
-    assert settings.isolate_runs
-    assert parser.parse_args(["demo"]).func is demo.run_demo

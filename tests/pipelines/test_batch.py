@@ -5,7 +5,6 @@ The invariant: every input ends as scores or as a dead letter with its reason.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import apache_beam as beam
@@ -16,13 +15,6 @@ from apache_beam.testing import test_pipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from sentistream.pipelines import batch
-from sentistream.pipelines.cli import build_parser
-from sentistream.transforms.media.captions import Cue
-from sentistream.transforms.config import DecodeConfig, PipelineConfig, PolicyConfig
-from sentistream.transforms.policy import parse_rules
-from sentistream.transforms.records import VideoRef
-from sentistream.transforms.schema import ScoreRow
-from sentistream.transforms.score import ScoreVideos
 from sentistream.pipelines.demo.synth import (
     no_face_frames,
     talking_head_frames,
@@ -31,6 +23,12 @@ from sentistream.pipelines.demo.synth import (
     write_media,
     write_vtt,
 )
+from sentistream.transforms.config import DecodeConfig, PipelineConfig, PolicyConfig
+from sentistream.transforms.media.captions import Cue
+from sentistream.transforms.policy import parse_rules
+from sentistream.transforms.records import VideoRef
+from sentistream.transforms.schema import ScoreRow
+from sentistream.transforms.score import ScoreVideos
 
 pytestmark = pytest.mark.slow
 FPS = 10.0
@@ -41,7 +39,7 @@ def _speech(text: str, seconds: float, at: float = 0.5) -> np.ndarray:
     import torch
     import torchaudio
 
-    from sentistream.transforms.voice import SAMPLE_RATE
+    from sentistream.transforms.media.decoding import SAMPLE_RATE
 
     audio, rate = tts(text)
     audio = trim_silence(audio)
@@ -92,11 +90,12 @@ def media(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def run_output(media, tmp_path_factory) -> tuple[Path, duckdb.DuckDBPyConnection]:
     out = tmp_path_factory.mktemp("out")
-    args = build_parser().parse_args(
-        ["run", "--output", str(out), "--fps", "2", "--threads", "1"]
-        + [x for p in media.values() for x in ("--input", str(p))]
+    argv = ["--output", str(out), "--fps", "2", "--threads", "1"]
+    result = batch.run(
+        argv + [x for p in media.values() for x in ("--input", str(p))],
+        test_pipeline=test_pipeline.TestPipeline(runner="FnApiRunner"),
     )
-    batch.run(args, [])
+    assert result.counters["sentistream.decode/videos"] == len(media)
     con = duckdb.connect()
     con.execute(
         f"CREATE VIEW scores AS SELECT * FROM read_parquet('{out}/scores/**/*.parquet', "
@@ -190,9 +189,3 @@ def test_segment_ids_are_deterministic(media, tmp_path):
     assert expected
     ids()
     ids()
-
-
-def test_no_input_match_is_a_clear_error(tmp_path):
-    args = argparse.Namespace(input=[str(tmp_path / "*.mp4")], manifest=None, channel_roles=None)
-    with pytest.raises(ValueError, match="matches no media file"):
-        batch.refs_from_args(args)

@@ -9,7 +9,6 @@ not the launcher's memory. Real generated media in, real Parquet read back.
 
 from __future__ import annotations
 
-import argparse
 import os
 import signal
 import subprocess
@@ -22,7 +21,7 @@ import pytest
 
 from sentistream.pipelines import batch
 from sentistream.pipelines.broker import free_port, wait_for_port
-from sentistream.pipelines.options import add_model_arguments
+from sentistream.pipelines.flags import parser_with
 from sentistream.transforms.media.captions import Cue
 
 pytestmark = pytest.mark.slow
@@ -45,7 +44,7 @@ def clip(tmp_path_factory) -> Path:
         write_media,
         write_vtt,
     )
-    from sentistream.transforms.voice import SAMPLE_RATE
+    from sentistream.transforms.media.decoding import SAMPLE_RATE
 
     d = tmp_path_factory.mktemp("portable_media")
     audio, rate = tts(SENTENCE)
@@ -108,39 +107,30 @@ def worker_pool(tmp_path):
                 continue
 
 
-def _parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
-    """The batch job's own command line (``python -m sentistream.pipelines.batch``)."""
-    parser = argparse.ArgumentParser()
-    batch.add_io_arguments(parser)
-    add_model_arguments(parser)
-    return parser.parse_known_args(argv)
-
-
 def test_batch_job_runs_on_portable_runner_with_external_worker_pool(clip, worker_pool, tmp_path):
     port, pool_log = worker_pool
     out = tmp_path / "out"
-    args, beam_args = _parse(
-        [
-            "--input",
-            str(clip),
-            "--output",
-            str(out),
-            "--policy",
-            "*=face,text",
-            "--no-asr",
-            "--fps",
-            "2",
-            "--threads",
-            "1",
-            "--runner=PortableRunner",
-            "--job_endpoint=embed",
-            "--environment_type=EXTERNAL",
-            f"--environment_config=localhost:{port}",
-        ]
-    )
+    argv = [
+        "--input",
+        str(clip),
+        "--output",
+        str(out),
+        "--policy",
+        "*=face,text",
+        "--no-asr",
+        "--fps",
+        "2",
+        "--threads",
+        "1",
+        "--runner=PortableRunner",
+        "--job_endpoint=embed",
+        "--environment_type=EXTERNAL",
+        f"--environment_config=localhost:{port}",
+    ]
+    _, beam_args = parser_with(None, batch.add_arguments).parse_known_args(argv)
     assert beam_args[0] == "--runner=PortableRunner"  # Beam's flags reach Beam untouched
 
-    result = batch.run(args, beam_args)
+    result = batch.run(argv)  # as ``python -m sentistream.pipelines.batch`` does
 
     # The work ran in the pool's SDK worker, not in this process.
     assert "Starting worker with command" in pool_log.read_text(errors="replace")

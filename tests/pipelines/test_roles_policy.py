@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from sentistream.pipelines import batch
-from sentistream.pipelines.cli import build_parser
 from sentistream.pipelines.demo.synth import (
     resample,
     talking_head_frames,
@@ -44,9 +43,8 @@ def call(tmp_path_factory):
 
 def test_roles_per_channel_and_policy_never_runs_disabled_models(call, tmp_path):
     out = tmp_path / "out"
-    args = build_parser().parse_args(
+    result = batch.run(
         [
-            "run",
             "--input",
             str(call),
             "--output",
@@ -62,7 +60,6 @@ def test_roles_per_channel_and_policy_never_runs_disabled_models(call, tmp_path)
             "1",
         ]
     )
-    result = batch.run(args, [])
     con = duckdb.connect()
     rows = con.execute(
         f"SELECT channel, role, segmenter, start_s, end_s, face_present, face_reason, "

@@ -56,7 +56,7 @@ def test_learned_fusion_bundle_plugs_into_the_row():
     from sentistream.models.fusion.learned import LearnedFusion
     from sentistream.transforms.config import FusionConfig, PipelineConfig
     from sentistream.transforms.records import PolicyDecision, SegmentRecord, VideoRef
-    from sentistream.transforms.score import to_score_row
+    from sentistream.transforms.rows import to_score_row
 
     learned = LearnedFusion.load("fusion-late-mlp")
     record = SegmentRecord(

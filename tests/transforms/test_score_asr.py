@@ -1,4 +1,5 @@
-"""ScoreAsr / AsrHandler: which records are transcribed, and what they get."""
+"""The transcript step with speech recognition (AsrHandler): which records are
+transcribed, and what they get."""
 
 from __future__ import annotations
 
@@ -9,16 +10,13 @@ import apache_beam as beam
 import numpy as np
 import pytest
 from apache_beam.metrics.metric import MetricsFilter
+from apache_beam.ml.inference.base import RunInference
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing.util import assert_that, equal_to
 
-from sentistream.transforms.asr import (
-    NAMESPACE,
-    AsrHandler,
-    ScoreAsr,
-    asr_decision,
-)
+from sentistream.transforms.asr import NAMESPACE, AsrHandler
 from sentistream.transforms.config import AsrConfig, ModelRuntime
+from sentistream.transforms.media.decoding import SAMPLE_RATE as SR
 from sentistream.transforms.records import (
     DeadLetter,
     PolicyDecision,
@@ -28,11 +26,12 @@ from sentistream.transforms.records import (
     make_segment_id,
 )
 from sentistream.transforms.text import text_input
+from sentistream.transforms.transcript import asr_decision, settle_captions
 
-SR = 16_000
 ALL = PolicyDecision("p", ("face", "voice", "text"), "role:*")
 NO_TEXT = PolicyDecision("p", ("face", "voice"), "role:agent")
-CAPTION = Transcript("hello from the captions", "captions", 1.0)
+CAPTION = "hello from the captions"
+CAPTION_TRANSCRIPT = Transcript(CAPTION, "captions", 1.0)
 
 
 class FakeWhisper:
@@ -62,7 +61,7 @@ def _record(
     level: float | None = 0.2,
     *,
     policy: PolicyDecision = ALL,
-    transcript: Transcript | None = None,
+    caption: str | None = None,
     segmenter: str = "vad",
     video: str = "v1",
 ) -> SegmentRecord:
@@ -79,7 +78,7 @@ def _record(
         has_audio=level is not None,
         policy=policy,
         audio=audio,
-        transcript=transcript,
+        caption=caption,
     )
 
 
@@ -91,8 +90,8 @@ def test_decision_follows_policy_captions_audio_and_segmenter():
     cfg = _config()
     assert asr_decision(_record(0.0), cfg) == "transcribe"
     assert asr_decision(_record(0.0, policy=NO_TEXT), cfg) == "policy"
-    assert asr_decision(_record(0.0, transcript=CAPTION), cfg) == "captions"
-    assert asr_decision(_record(0.0, transcript=CAPTION), _config(prefer_captions=False)) == (
+    assert asr_decision(_record(0.0, caption=CAPTION), cfg) == "captions"
+    assert asr_decision(_record(0.0, caption=CAPTION), _config(prefer_captions=False)) == (
         "transcribe"
     )
     assert asr_decision(_record(0.0, level=None), cfg) == "no_audio"
@@ -108,16 +107,17 @@ def test_handler_fills_transcripts_and_leaves_the_rest():
         dead,
         _record(1.0, 0.1),
         _record(9.0, policy=NO_TEXT),
-        _record(13.0, transcript=CAPTION),
+        _record(13.0, caption=CAPTION),
         _record(17.0, level=None),
         _record(21.0, segmenter="window"),
         _record(25.0, 0.0),  # digital silence from the VAD: energy gate, no model call
     ]
     out = list(handler.run_inference(batch, model))
     assert model.calls == 1  # the two speech segments packed into one window
-    assert out[1] is dead and out[3] is batch[3] and out[5] is batch[5]
+    assert out[1] is dead
     assert out[3].transcript is None  # policy: words branch off, never transcribed
-    assert out[4].transcript == CAPTION  # captions win
+    assert out[5].transcript is None  # no audio, no captions: nothing to read
+    assert out[4].transcript == CAPTION_TRANSCRIPT  # captions win
     first, second = out[0].transcript, out[2].transcript
     assert (first.text, first.source, first.language) == ("a30 a30 a30 a30 a30", "asr", "en")
     assert second.text.split() == ["a10"] * 5 and second.confidence == pytest.approx(0.9)
@@ -130,17 +130,41 @@ def test_handler_fills_transcripts_and_leaves_the_rest():
 
 def test_prefer_captions_off_replaces_the_caption_text():
     handler = AsrHandler(_config(prefer_captions=False), model_factory=fake_factory)
-    (out,) = handler.run_inference([_record(0.0, transcript=CAPTION)], handler.load_model())
+    (out,) = handler.run_inference([_record(0.0, caption=CAPTION)], handler.load_model())
     assert out.transcript.source == "asr" and out.transcript.text.startswith("a20")
 
 
+def test_caption_text_is_the_fallback_and_inputs_are_dropped_as_told():
+    class Failing(FakeWhisper):
+        def transcribe(self, audio, **kwargs):
+            raise RuntimeError("model broke")
+
+    cfg = _config(prefer_captions=False)
+    handler = AsrHandler(cfg, model_factory=Failing, drop=("audio", "caption"))
+    batch = [_record(0.0, caption=CAPTION), _record(4.0, policy=NO_TEXT, caption=CAPTION)]
+    out = list(handler.run_inference(batch, handler.load_model()))
+    # Recognition failed (first) or was not allowed (second): the caption text stays.
+    assert [r.transcript for r in out] == [CAPTION_TRANSCRIPT, CAPTION_TRANSCRIPT]
+    assert all(r.audio is None and r.caption is None for r in out)
+
+
+def test_without_asr_the_transcript_step_sets_the_caption_text():
+    dead = DeadLetter("/media/x.mp4", "x", "decode", "ValueError", "bad")
+    record = _record(0.0, caption=CAPTION)
+    assert settle_captions(dead, ("caption",)) is dead
+    out = settle_captions(record, ("caption",))
+    assert out.transcript == CAPTION_TRANSCRIPT and out.caption is None
+    assert out.audio is record.audio  # not named in drop: kept for a later step
+    assert settle_captions(_record(4.0)).transcript is None
+
+
 def _run(records: list[SegmentRecord], config: AsrConfig, expected: list) -> dict[str, int]:
-    """Run ScoreAsr (fake model) on FnApiRunner; check (start, text) pairs; the counters."""
+    """Run the ASR step (fake model) on FnApiRunner; check (start, text) pairs; the counters."""
     pipeline = beam.Pipeline(options=PipelineOptions(["--runner=FnApiRunner"]))
     texts = (
         pipeline
         | beam.Create(records, reshuffle=False)
-        | ScoreAsr(config, model_factory=fake_factory)
+        | RunInference(AsrHandler(config, model_factory=fake_factory))
         | beam.Map(lambda r: (r.start_s, r.transcript.text if r.transcript else None))
     )
     assert_that(texts, equal_to(expected))
@@ -183,6 +207,6 @@ def test_real_model_transcribes_speech_and_not_silence():
 def test_dead_letters_pass_through_the_pipeline():
     dead = DeadLetter("/media/x.mp4", "x", "decode", "ValueError", "bad")
     pipeline = beam.Pipeline(options=PipelineOptions(["--runner=FnApiRunner"]))
-    out = pipeline | beam.Create([dead]) | ScoreAsr(_config(), model_factory=fake_factory)
+    out = pipeline | beam.Create([dead]) | RunInference(AsrHandler(_config(), fake_factory))
     assert_that(out, equal_to([dead]))
     pipeline.run().wait_until_finish()

@@ -7,6 +7,7 @@ it; see docs/streaming.md).
 from __future__ import annotations
 
 import dataclasses
+import typing
 
 import apache_beam as beam
 import pytest
@@ -25,37 +26,26 @@ from sentistream.transforms.schema import SCHEMA_VERSION, ScoreRow
 T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z, a multiple of 60
 
 
+_BLANK = {str: "", int: 0, float: 0.0, bool: False}
+
+
 def row(video: str, start_s: float, valence: float | None, conf: float = 1.0) -> ScoreRow:
-    fields = {f.name: None for f in dataclasses.fields(ScoreRow)}
-    fields.update(
+    """A ScoreRow with only what the aggregate reads set; the rest blank (or None)."""
+    hints = typing.get_type_hints(ScoreRow)
+    blank = {f.name: _BLANK.get(hints[f.name]) for f in dataclasses.fields(ScoreRow)}
+    return dataclasses.replace(
+        ScoreRow(**blank),
         schema_version=SCHEMA_VERSION,
         video_id=video,
-        source_uri=f"/{video}.mp4",
         segment_id=f"{video}-{start_s}",
-        channel=0,
-        speaker="unknown",
-        role="unknown",
         start_s=start_s,
         end_s=start_s + 2.0,
-        segmenter="window",
-        transcript_source="none",
-        face_present=False,
-        voice_present=False,
         text_present=valence is not None,
         fused_valence=valence,
-        fused_label="x",
         fused_confidence=conf if valence is not None else 0.0,
-        modalities_present="",
-        modalities_enabled="text",
-        policy_id="p",
-        policy_rule="*",
-        fusion_model_id="f",
-        detail_json="{}",
-        metadata_json="{}",
         event_time=T0,
         processed_at=T0 + 100.0,
     )
-    return ScoreRow(**fields)
 
 
 def stamped(r: ScoreRow) -> beam.window.TimestampedValue:

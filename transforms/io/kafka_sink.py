@@ -1,4 +1,4 @@
-"""Kafka sink in pure Python (kafka-python), split from ``kafka_io`` (the source).
+"""The Kafka sink, in pure Python (kafka-python); the source is ``kafka_source``.
 
 ``WriteRowsToKafkaFn``: ``ScoreRow`` / ``DeadLetterRow`` -> JSON (``schema.to_json``) keyed
 by segment id, flushed in ``finish_bundle`` (a failed send fails the bundle, so the offsets
@@ -7,24 +7,16 @@ it read are not committed). ``io="xlang"`` selects Beam's cross-language ``Write
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import apache_beam as beam
 
+from sentistream.transforms.io.kafka_config import IO_CHOICES, IO_PYTHON
 from sentistream.transforms.schema import DeadLetterRow, ScoreRow, to_json
 
-_LOG = logging.getLogger(__name__)
-
-IO_PYTHON = "python"
-IO_XLANG = "xlang"
-IO_CHOICES = (IO_PYTHON, IO_XLANG)
 HEADERS = [("content-type", b"application/json")]
-
-
-# -- sink -------------------------------------------------------------------------------
 
 
 def row_key(row: ScoreRow | DeadLetterRow) -> bytes | None:

@@ -1,4 +1,4 @@
-"""Kafka in and out, in pure Python (kafka-python), on any Beam runner.
+"""The Kafka source, in pure Python (kafka-python), on any Beam runner.
 
 Source (``ReadFromKafkaPy``)::
 
@@ -22,9 +22,9 @@ completed, i.e. after every fused step downstream, sinks included, has flushed i
 remainder resumes (the runner schedules a remainder only after its bundle committed).
 So delivery is at least once; a restart resumes from the committed offsets.
 
-Sink (``WriteRowsToKafkaFn``, in ``kafka_sink``, re-exported here): rows -> JSON
-(``schema.to_json``) keyed by segment id, flushed in ``finish_bundle`` (a failed send
-fails the bundle, so its offsets are not committed).
+The configuration and records are in ``kafka_config``, the consumer, start offsets and
+commits in ``kafka_offsets``; the sink (rows -> JSON keyed by segment id, flushed in
+``finish_bundle``) in ``kafka_sink``.
 
 ``io="xlang"`` selects Beam's cross-language ``ReadFromKafka`` / ``WriteToKafka`` (Java
 KafkaIO through an expansion service) for Dataflow and Flink; it needs Java and the
@@ -36,186 +36,27 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 import apache_beam as beam
 from apache_beam.io.restriction_trackers import OffsetRange, OffsetRestrictionTracker
 from apache_beam.io.watermark_estimators import ManualWatermarkEstimator
 from apache_beam.transforms.core import RestrictionProvider
+from apache_beam.transforms.window import TimestampedValue
 from apache_beam.utils.timestamp import Duration, Timestamp
 
-from sentistream.transforms.io.kafka_sink import (
+from sentistream.transforms.io.kafka_config import (
     IO_CHOICES,
     IO_PYTHON,
     IO_XLANG,
-    KafkaWriteConfig,
-    WriteRowsToKafka,
-    WriteRowsToKafkaFn,
-    row_key,
+    KafkaReadConfig,
+    KafkaRecord,
+    PartitionStart,
 )
+from sentistream.transforms.io.kafka_offsets import commit_offset, new_consumer, partition_starts
 
 _LOG = logging.getLogger(__name__)
-
-START_CHOICES = ("earliest", "latest")
-UNBOUNDED_STOP = 2**63 - 1
-
-
-class KafkaRecord(NamedTuple):
-    """One consumed Kafka record. ``timestamp_ms`` is -1 when the record has none."""
-
-    topic: str
-    partition: int
-    offset: int
-    timestamp_ms: int
-    key: bytes | None
-    value: bytes | None
-
-
-@dataclass(frozen=True)
-class KafkaReadConfig:
-    """What and how to read.
-
-    Attributes:
-        bootstrap: ``host:port[,host:port]`` of the brokers.
-        topics: topics to read (every partition of each, listed when the pipeline starts).
-        group_id: consumer group whose committed offsets are the start points and receive
-            the commits. Must belong to this pipeline alone (the reader never joins it).
-        start: where a partition without a committed offset starts: ``earliest`` or
-            ``latest``.
-        poll_timeout_ms: longest single poll; bounds how long a record waits once
-            produced.
-        max_bundle_s: an unbounded read ends its bundle (checkpoints, and so commits and
-            flushes the sinks) after the first record once the bundle is this old.
-        idle_bundle_s: ... and after this long when no record comes (fewer bundles while
-            idle: FnApiRunner's memory grows with each bundle, see docs/streaming.md).
-        max_poll_records: records fetched per poll.
-        watermark_lag_s: the watermark trails record (or, when idle, wall-clock) time by
-            this much; records older than that arrive late.
-        max_records_per_partition: bounded read: stop at offset ``start + n``.
-        idle_stop_s: stop reading a partition after this long without a record (tests
-            and demos; None reads forever).
-        stop_at: stop reading at this wall-clock time (epoch seconds); the local runtime
-            ends and restarts its streaming run this way (docs/streaming.md). None: never.
-        commit: commit offsets to ``group_id`` (False: read without side effects).
-        consumer_config: extra kafka-python ``KafkaConsumer`` settings (security, ...).
-    """
-
-    bootstrap: str
-    topics: tuple[str, ...]
-    group_id: str
-    start: str = "earliest"
-    poll_timeout_ms: int = 100
-    max_bundle_s: float = 1.0
-    idle_bundle_s: float = 10.0
-    max_poll_records: int = 100
-    watermark_lag_s: float = 1.0
-    max_records_per_partition: int | None = None
-    idle_stop_s: float | None = None
-    stop_at: float | None = None
-    commit: bool = True
-    consumer_config: Mapping[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if not self.bootstrap:
-            raise ValueError("bootstrap must name at least one broker, got ''")
-        if isinstance(self.topics, str) or not self.topics or not all(self.topics):
-            raise ValueError(f"topics must be a non-empty tuple of names, got {self.topics!r}")
-        if not self.group_id:
-            raise ValueError("group_id must be non-empty (offsets are committed to it)")
-        if self.start not in START_CHOICES:
-            raise ValueError(f"start must be one of {START_CHOICES}, got {self.start!r}")
-        if self.poll_timeout_ms < 1:
-            raise ValueError(f"poll_timeout_ms must be >= 1, got {self.poll_timeout_ms!r}")
-        if not 0 < self.max_bundle_s <= self.idle_bundle_s:
-            raise ValueError(
-                f"need 0 < max_bundle_s <= idle_bundle_s, got {self.max_bundle_s!r}, "
-                f"{self.idle_bundle_s!r}"
-            )
-        if self.max_records_per_partition is not None and self.max_records_per_partition < 0:
-            raise ValueError(
-                f"max_records_per_partition must be >= 0, got {self.max_records_per_partition!r}"
-            )
-        if self.idle_stop_s is not None and not self.idle_stop_s > 0:
-            raise ValueError(f"idle_stop_s must be > 0 or None, got {self.idle_stop_s!r}")
-
-    @property
-    def bounded(self) -> bool:
-        return self.max_records_per_partition is not None
-
-    def consumer_kwargs(self) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {
-            "bootstrap_servers": self.bootstrap.split(","),
-            "group_id": self.group_id,
-            "client_id": f"sentistream-{self.group_id}",
-            "enable_auto_commit": False,
-            "auto_offset_reset": self.start,
-            "max_poll_records": self.max_poll_records,
-            "fetch_max_wait_ms": self.poll_timeout_ms,
-        }
-        kwargs.update(self.consumer_config)
-        return kwargs
-
-
-class PartitionStart(NamedTuple):
-    """One partition to read: its start offset (committed, or per ``start``) and the
-    offset to stop at (``UNBOUNDED_STOP`` for an unbounded read)."""
-
-    topic: str
-    partition: int
-    start_offset: int
-    stop_offset: int = UNBOUNDED_STOP
-
-
-def new_consumer(config: KafkaReadConfig) -> Any:
-    from kafka import KafkaConsumer
-
-    return KafkaConsumer(**config.consumer_kwargs())
-
-
-def commit_offset(consumer: Any, topic: str, partition: int, offset: int) -> None:
-    """Commit ``offset`` (the next record to read) without joining the group."""
-    from kafka import TopicPartition
-    from kafka.structs import OffsetAndMetadata
-
-    consumer.commit({TopicPartition(topic, partition): OffsetAndMetadata(offset, "", -1)})
-
-
-def partition_starts(
-    consumer: Any, config: KafkaReadConfig, timeout_s: float = 30.0
-) -> list[PartitionStart]:
-    """Every partition of ``config.topics`` with its start offset.
-
-    Waits up to ``timeout_s`` for topic metadata (a topic created a moment ago may not
-    be listed yet). ``latest`` uses ListOffsets(latest), which the local Tansu broker
-    answers wrongly (docs/streaming.md); prefer ``earliest`` there.
-    """
-    from kafka import TopicPartition
-
-    starts: list[PartitionStart] = []
-    for topic in config.topics:
-        wait_until = time.monotonic() + timeout_s
-        parts = consumer.partitions_for_topic(topic)
-        while not parts:
-            if time.monotonic() > wait_until:
-                raise ValueError(f"topic {topic!r} has no partitions at {config.bootstrap}")
-            time.sleep(0.2)
-            consumer.poll(timeout_ms=0)  # nudges a metadata refresh
-            parts = consumer.partitions_for_topic(topic)
-        tps = [TopicPartition(topic, p) for p in sorted(parts)]
-        missing = [tp for tp in tps if consumer.committed(tp) is None]
-        if config.start == "earliest":
-            fallback = consumer.beginning_offsets(missing) if missing else {}
-        else:
-            fallback = consumer.end_offsets(missing) if missing else {}
-        for tp in tps:
-            committed = consumer.committed(tp)
-            offset = int(committed if committed is not None else fallback[tp])
-            n = config.max_records_per_partition
-            stop = UNBOUNDED_STOP if n is None else offset + n
-            starts.append(PartitionStart(tp.topic, tp.partition, offset, stop))
-    return starts
 
 
 class _ListPartitionsFn(beam.DoFn):
@@ -336,7 +177,7 @@ class _ReadPartitionFn(beam.DoFn):
                 self._advance_watermark(estimator, seconds)
                 next_offset = rec.offset + 1
                 self._last_record[key] = time.monotonic()
-                yield beam.window.TimestampedValue(
+                yield TimestampedValue(
                     KafkaRecord(rec.topic, rec.partition, rec.offset, ts_ms, rec.key, rec.value),
                     seconds,
                 )
@@ -400,28 +241,10 @@ class ReadFromKafkaPy(beam.PTransform):
         )
 
 
-# -- sink: in kafka_sink, re-exported here ----------------------------------------------
-
-__all__ = [
-    "IO_CHOICES",
-    "KafkaReadConfig",
-    "KafkaRecord",
-    "KafkaWriteConfig",
-    "ReadFromKafkaPy",
-    "WriteRowsToKafka",
-    "WriteRowsToKafkaFn",
-    "commit_offset",
-    "new_consumer",
-    "partition_starts",
-    "read_kafka",
-    "row_key",
-]
-
-
 class _FromXlangRow(beam.DoFn):
     def process(self, row: Any) -> Iterator[Any]:
         ts = int(row.timestamp)
-        yield beam.window.TimestampedValue(
+        yield TimestampedValue(
             KafkaRecord(row.topic, int(row.partition), int(row.offset), ts, row.key, row.value),
             ts / 1000.0,
         )

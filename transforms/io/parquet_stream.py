@@ -47,6 +47,12 @@ _KINDS: dict[type, tuple[str, pa.Schema]] = {
 }
 
 
+def partition_dir(root: str, kind: str, date_iso: str) -> str:
+    """The folder of ``kind`` (``scores`` or ``dead_letters``) rows of one processing date:
+    the output layout every writer (batch and stream) uses."""
+    return FileSystems.join(root, kind, f"date={date_iso}")
+
+
 def partition_date(row: ScoreRow | DeadLetterRow) -> str:
     """The ``date=`` partition of a row: its UTC processing date."""
     return dt.datetime.fromtimestamp(row.processed_at, dt.UTC).date().isoformat()
@@ -131,7 +137,7 @@ class WriteParquetStreamFn(beam.DoFn):
         kind, schema = _KINDS[key[0]]
         stamp = dt.datetime.fromtimestamp(self._clock(), dt.UTC).strftime("%Y%m%dT%H%M%S%f")
         name = f"{self._config.prefix}-{stamp}-{uuid.uuid4().hex[:8]}.parquet"
-        path = FileSystems.join(self._config.root, kind, f"date={key[1]}", name)
+        path = FileSystems.join(partition_dir(self._config.root, kind, key[1]), name)
         write_table_atomically(pa.Table.from_pylist(rows, schema=schema), path)
         beam.metrics.Metrics.counter("sentistream.parquet", f"{kind}_rows").inc(len(rows))
         beam.metrics.Metrics.counter("sentistream.parquet", f"{kind}_files").inc()

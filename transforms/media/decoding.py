@@ -23,7 +23,7 @@ import numpy as np
 from sentistream.transforms.config import DecodeConfig
 from sentistream.transforms.records import Frame
 
-AUDIO_RATE = 16000
+SAMPLE_RATE = 16_000  # Hz; the one audio rate in transforms/ (VAD, Whisper): import it
 # Chunks are not held back for a stream lagging this far (ended, sparse, badly interleaved).
 MAX_STREAM_LAG_S = 10.0
 # Timestamp jumps in the audio larger than this are filled with silence.
@@ -184,14 +184,14 @@ class _AudioTrack:
     def add(self, frame: av.AudioFrame | None, t: float | None) -> None:
         """Add a decoded frame at time ``t`` (or flush the resampler with ``None``)."""
         if frame is not None:
-            layout, rate = frame.layout, AUDIO_RATE  # the source's channels, 16 kHz
+            layout, rate = frame.layout, SAMPLE_RATE  # the source's channels, 16 kHz
             self._resampler = self._resampler or av.AudioResampler("fltp", layout, rate)
             if t is not None:
                 expected = 0.0 if self._next_in_t is None else self._next_in_t
                 if self._next_in_t is None and t < 0:
-                    self._skip = round(-t * AUDIO_RATE)
+                    self._skip = round(-t * SAMPLE_RATE)
                 elif t - expected > AUDIO_GAP_S:
-                    gap = round((t - expected) * AUDIO_RATE)
+                    gap = round((t - expected) * SAMPLE_RATE)
                     self._append(np.zeros((self.channels, gap), np.float32))
                 self._next_in_t = t + frame.samples / frame.sample_rate
         elif self._resampler is None:
@@ -352,13 +352,13 @@ class _Decoder:
         """Whether every stream got past ``t`` (or one is past it by the lag limit)."""
         progress = [self.v_seen] if self.video is not None else []
         if self.track is not None:
-            progress.append(self.track.total / AUDIO_RATE)
+            progress.append(self.track.total / SAMPLE_RATE)
         return min(progress) > t or max(progress) > t + MAX_STREAM_LAG_S
 
     @property
     def end(self) -> float:
         """Where the decoded media ends."""
-        return max(self.v_end, self.track.total / AUDIO_RATE if self.track else 0.0)
+        return max(self.v_end, self.track.total / SAMPLE_RATE if self.track else 0.0)
 
     def chunk(self, k: int, *, final: bool) -> MediaChunk:
         """Chunk ``k``: [k * chunk_s, (k + 1) * chunk_s), or to the end when ``final``."""
@@ -366,8 +366,8 @@ class _Decoder:
         end = float(max(self.end, start)) if final else float((k + 1) * self.chunk_s)
         audio = None
         if self.track is not None:
-            stop = None if final else round(end * AUDIO_RATE)
-            audio = self.track.take(round(start * AUDIO_RATE), stop)
+            stop = None if final else round(end * SAMPLE_RATE)
+            audio = self.track.take(round(start * SAMPLE_RATE), stop)
         frames = self.sampler.pop(start, None if final else end) if self.sampler else ()
         return MediaChunk(start_s=start, end_s=end, audio=audio, frames=frames, final=final)
 

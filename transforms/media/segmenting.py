@@ -26,10 +26,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sentistream.transforms.media.captions import Cue
 from sentistream.transforms.config import SegmentConfig
+from sentistream.transforms.media.captions import Cue
+from sentistream.transforms.media.decoding import SAMPLE_RATE
 
-SAMPLE_RATE = 16000
 VAD_WINDOW = 512  # Silero's frame, in samples: buffers are cut on this grid
 KIND_CAPTIONS = "captions"
 KIND_VAD = "vad"

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from sentistream.pipelines.demo import synth
-from sentistream.transforms.media.captions import Cue
 from sentistream.transforms.config import DecodeConfig, SegmentConfig
+from sentistream.transforms.media.captions import Cue
 from sentistream.transforms.media.decoding import MediaChunk, iter_chunks
 from sentistream.transforms.media.segmenting import (
     KIND_CAPTIONS,

@@ -12,7 +12,7 @@ import pytest
 from sentistream.pipelines.demo import synth
 from sentistream.transforms.config import DecodeConfig
 from sentistream.transforms.media.decoding import (
-    AUDIO_RATE,
+    SAMPLE_RATE,
     TAIL_S,
     MediaChunk,
     MediaDecodeError,
@@ -57,7 +57,7 @@ def check_contiguous(chunks: list[MediaChunk], chunk_s: float) -> None:
     for c in chunks:
         assert all(c.start_s <= f.t < c.end_s for f in c.frames)
         if c.audio is not None and not c.final:
-            assert c.audio.shape[1] == round((c.end_s - c.start_s) * AUDIO_RATE)
+            assert c.audio.shape[1] == round((c.end_s - c.start_s) * SAMPLE_RATE)
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +90,7 @@ def test_container_decodes_with_right_duration_channels_and_frames(
     assert chunks[-1].end_s == pytest.approx(DURATION, abs=slack)
     audio = np.concatenate([c.audio for c in chunks if c.audio is not None], axis=1)
     assert audio.dtype == np.float32 and audio.shape[0] == 2
-    assert audio.shape[1] / AUDIO_RATE == pytest.approx(DURATION, abs=slack)
+    assert audio.shape[1] / SAMPLE_RATE == pytest.approx(DURATION, abs=slack)
     rms = np.sqrt(np.mean(audio**2, axis=1))
     assert rms[0] > 0.3 and rms[1] < 0.01  # stereo channels stay distinct
     frames = [f for c in chunks for f in c.frames]
@@ -218,7 +218,7 @@ def test_memory_is_bounded_by_the_chunk_not_the_file(tmp_path: Path) -> None:
 
     short_peak, _ = _peak_decode_bytes(make("short.mkv", 20))
     long_peak, biggest = _peak_decode_bytes(make("long.mkv", 200))  # 10x longer
-    assert biggest <= round((5 + TAIL_S) * AUDIO_RATE)
+    assert biggest <= round((5 + TAIL_S) * SAMPLE_RATE)
     assert long_peak < 1.5 * short_peak + 1_000_000, (short_peak, long_peak)
 
 
@@ -232,5 +232,5 @@ def test_streams_of_different_lengths(tmp_path: Path, video_s: float, audio_s: f
     assert [c.start_s for c in chunks] == [float(k) for k in range(len(chunks))]
     assert chunks[-1].final and chunks[-1].end_s == pytest.approx(max(video_s, audio_s), abs=0.1)
     total = sum(c.audio.shape[1] for c in chunks if c.audio is not None)
-    assert total / AUDIO_RATE == pytest.approx(audio_s, abs=0.1)
+    assert total / SAMPLE_RATE == pytest.approx(audio_s, abs=0.1)
     assert len([f for c in chunks for f in c.frames]) == round(video_s * 2)

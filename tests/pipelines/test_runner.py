@@ -1,5 +1,6 @@
-"""``batch.beam_options``: FnApiRunner locally (never a Prism download), ``--workers N`` as
-FnApiRunner multi-processing, and any ``--runner`` (with its flags) passed through as given."""
+"""``runner.beam_options``, the one Beam-options builder of batch and stream: FnApiRunner
+locally (never a Prism download), ``--workers N`` as FnApiRunner multi-processing,
+``--streaming`` for the stream, and any ``--runner`` (with its flags) passed through."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from apache_beam.options.pipeline_options import (
     WorkerOptions,
 )
 
-from sentistream.pipelines.batch import beam_options
+from sentistream.pipelines.runner import beam_options, runner_of
 
 
 def _runner(opts) -> str:
@@ -99,10 +100,25 @@ def test_fnapirunner_chosen_by_name_keeps_workers():
     assert opts.view_as(DirectOptions).direct_running_mode == "multi_processing"
 
 
+def test_streaming_adds_the_flag_once_and_keeps_a_given_runner():
+    opts = beam_options([], streaming=True)
+    assert opts.view_as(StandardOptions).streaming and _runner(opts) == "FnApiRunner"
+    given = ["--runner=DataflowRunner", "--streaming"]
+    opts = beam_options(given, streaming=True)
+    assert _runner(opts) == "DataflowRunner" and given == ["--runner=DataflowRunner", "--streaming"]
+    assert not beam_options([]).view_as(StandardOptions).streaming
+
+
+def test_runner_of_reads_both_spellings():
+    assert runner_of(["--runner=X"]) == runner_of(["--a=1", "--runner", "X"]) == "X"
+    assert runner_of(["--runner"]) is None and runner_of([]) is None
+
+
 def test_inputs_are_redistributed_before_scoring():
     import apache_beam as beam
 
-    from sentistream.pipelines.batch import OutputPaths, build
+    from sentistream.pipelines.batch import build
+    from sentistream.pipelines.layout import OutputPaths
     from sentistream.transforms.config import PipelineConfig
     from sentistream.transforms.records import VideoRef
 

@@ -1,0 +1,68 @@
+"""Talking-head clips with spoken sentences, for benchmarks and tests (needs the ``demo``
+extra: espeak-ng speech, scikit-image's astronaut portrait)."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from sentistream.pipelines.demo import synth
+from sentistream.transforms.media.captions import Cue
+from sentistream.transforms.media.decoding import SAMPLE_RATE as RATE
+
+
+def spoken_track(
+    sentences: Sequence[str],
+    *,
+    duration_s: float,
+    start_s: float = 0.5,
+    gap_s: float = 0.5,
+    repeat: bool = False,
+) -> tuple[np.ndarray, list[Cue]]:
+    """A mono 16 kHz track of ``duration_s`` with ``sentences`` spoken one after another
+    from ``start_s``, ``gap_s`` apart (``repeat``: over again until 1 s before the end),
+    and one cue per sentence (the time its speech sounds, cut at the end of the track)."""
+    track = np.zeros(int(duration_s * RATE), np.float32)
+    cues: list[Cue] = []
+    cursor = start_s
+    for text in itertools.cycle(sentences) if repeat else sentences:
+        if repeat and cursor >= duration_s - 1.0:
+            break
+        speech, rate = synth.tts(text)
+        speech = synth.resample(synth.trim_silence(speech), rate, RATE)
+        a = int(cursor * RATE)
+        piece = speech[: max(track.size - a, 0)]
+        track[a : a + piece.size] = piece
+        end = cursor + piece.size / RATE
+        cues.append(Cue(round(cursor, 3), round(end, 3), text))
+        cursor = end + gap_s
+    return track, cues
+
+
+def spoken_clip(
+    path: str | Path,
+    sentences: Sequence[str],
+    *,
+    duration_s: float,
+    gap_s: float = 0.5,
+    repeat: bool = False,
+    size: tuple[int, int] = (640, 360),
+    fps: float = 25.0,
+    captions: bool = True,
+) -> Path:
+    """An mp4 at ``path``: the astronaut portrait as a talking head, speaking
+    ``sentences`` (``spoken_track``); with ``captions`` a WebVTT sidecar of them."""
+    from skimage import data as skdata
+
+    path = Path(path)
+    track, cues = spoken_track(sentences, duration_s=duration_s, gap_s=gap_s, repeat=repeat)
+    frames = synth.talking_head_frames(
+        skdata.astronaut(), int(duration_s * fps), size=size, fps=fps
+    )
+    synth.write_media(path, frames=frames, fps=fps, audio=track, sample_rate=RATE)
+    if captions:
+        synth.write_vtt(path.with_suffix(".vtt"), cues)
+    return path

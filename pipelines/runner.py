@@ -1,0 +1,56 @@
+"""Beam pipeline options for every job, and the counters of a finished run.
+
+Locally the jobs run on FnApiRunner: Beam's default local runner first tries to
+download the Prism binary, which fails offline (docs/DESIGN.md). A ``--runner`` given on
+the command line passes through to Beam untouched, with all of its flags.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import apache_beam as beam
+from apache_beam.options.pipeline_options import PipelineOptions
+
+LOCAL_RUNNERS = ("FnApiRunner", "DirectRunner")
+
+
+def runner_of(beam_args: Sequence[str]) -> str | None:
+    """The ``--runner`` in ``beam_args`` (``--runner=X`` or ``--runner X``), if any."""
+    args = list(beam_args)
+    for i, arg in enumerate(args):
+        if arg.startswith("--runner="):
+            return arg.split("=", 1)[1]
+        if arg == "--runner" and i + 1 < len(args):
+            return args[i + 1]
+    return None
+
+
+def beam_options(
+    beam_args: Sequence[str], *, workers: int = 1, streaming: bool = False
+) -> PipelineOptions:
+    """Beam options: FnApiRunner unless ``--runner`` is given; ``beam_args`` is not changed.
+
+    ``workers`` > 1 asks a local runner for that many worker processes (multi-processing;
+    batch only: in local streaming more workers stall, docs/streaming.md). ``streaming``
+    adds ``--streaming``.
+    """
+    args = list(beam_args)
+    runner = runner_of(args)
+    if runner is None:
+        runner = "FnApiRunner"
+        args.append(f"--runner={runner}")
+    if workers > 1 and runner in LOCAL_RUNNERS:
+        args += [f"--direct_num_workers={workers}", "--direct_running_mode=multi_processing"]
+    if streaming and "--streaming" not in args:
+        args.append("--streaming")
+    return PipelineOptions(args)
+
+
+def counters_of(result: beam.runners.runner.PipelineResult) -> dict[str, int]:
+    """The committed counters of a finished pipeline, by ``namespace/name``."""
+    counters: dict[str, int] = {}
+    for c in result.metrics().query()["counters"]:
+        key = f"{c.key.metric.namespace}/{c.key.metric.name}"
+        counters[key] = counters.get(key, 0) + int(c.committed or 0)
+    return counters

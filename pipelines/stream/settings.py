@@ -1,0 +1,193 @@
+"""Where the stream reads and writes, and when a run stops: ``StreamSettings`` and its
+command-line flags (each flag's default is the field's default)."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from typing import Any
+
+from sentistream.pipelines.flags import Flag, add_flags, from_args
+from sentistream.transforms.io.kafka_config import IO_CHOICES, IO_PYTHON, KafkaReadConfig
+from sentistream.transforms.io.kafka_sink import KafkaWriteConfig
+
+RUNTIME_STREAMING = "streaming"
+RUNTIME_LOOP = "loop"
+RUNTIMES = (RUNTIME_STREAMING, RUNTIME_LOOP)
+DEFAULT_RUNTIME = RUNTIME_STREAMING
+
+
+@dataclass(frozen=True)
+class StreamSettings:
+    """Where the stream reads and writes, and when a (test or demo) run stops.
+
+    Attributes:
+        bootstrap: Kafka brokers, ``host:port[,...]``; None: an embedded local broker,
+            started by ``broker.kafka_for`` (which returns settings with its address).
+        input_topic / output_topic / dead_letter_topic: the three topics.
+        output: Parquet root (``scores/`` and ``dead_letters/`` below it); None: no Parquet.
+        group_id: consumer group for committed offsets; this pipeline's alone.
+        runtime: ``streaming`` or ``loop`` (see ``stream/runtime.py``).
+        max_events: stop after this many events (streaming runtime: per partition).
+        idle_timeout_s: stop once no event arrived for this long.
+        max_run_s: streaming runtime: end the streaming run after this long and start a
+            fresh one (FnApiRunner's memory grows with every bundle; a fresh run starts
+            from zero; see docs/streaming.md). None: one run forever. Not used with
+            ``max_events``, whose runs end by themselves.
+        isolate_runs: run each recycled streaming run in a forked child process (the CLI
+            does), so native memory the models accumulate is returned too.
+        batch_events: loop runtime: most events per bounded run.
+        kafka_io: ``python`` (kafka-python, any runner) or ``xlang`` (Java KafkaIO).
+        check_exists: dead-letter events whose media does not exist when they arrive.
+        parquet_max_delay_s: a Parquet buffer is written once its oldest row is this old.
+    """
+
+    bootstrap: str | None = None
+    input_topic: str = "sentistream.events"
+    output_topic: str = "sentistream.scores"
+    dead_letter_topic: str = "sentistream.dead_letters"
+    output: str | None = "out/stream"
+    group_id: str = "sentistream-stream"
+    runtime: str = DEFAULT_RUNTIME
+    max_events: int | None = None
+    idle_timeout_s: float | None = None
+    max_run_s: float | None = 600.0
+    isolate_runs: bool = True
+    batch_events: int = 4
+    kafka_io: str = IO_PYTHON
+    check_exists: bool = True
+    parquet_max_delay_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.runtime not in RUNTIMES:
+            raise ValueError(f"runtime must be one of {RUNTIMES}, got {self.runtime!r}")
+        if self.kafka_io not in IO_CHOICES:
+            raise ValueError(f"kafka_io must be one of {IO_CHOICES}, got {self.kafka_io!r}")
+        if self.max_events is not None and self.max_events < 1:
+            raise ValueError(f"max_events must be >= 1 or None, got {self.max_events!r}")
+        if self.idle_timeout_s is not None and not self.idle_timeout_s > 0:
+            raise ValueError(f"idle_timeout_s must be > 0 or None, got {self.idle_timeout_s!r}")
+        if self.max_run_s is not None and not self.max_run_s > 0:
+            raise ValueError(f"max_run_s must be > 0 or None, got {self.max_run_s!r}")
+        if self.batch_events < 1:
+            raise ValueError(f"batch_events must be >= 1, got {self.batch_events!r}")
+        if self.runtime == RUNTIME_LOOP and self.kafka_io != IO_PYTHON:
+            raise ValueError("the loop runtime polls with kafka-python: use kafka_io='python'")
+
+    @property
+    def topics(self) -> tuple[str, str, str]:
+        return (self.input_topic, self.output_topic, self.dead_letter_topic)
+
+    def _broker(self) -> str:
+        if not self.bootstrap:
+            raise ValueError("bootstrap is None: give --bootstrap, or start a broker (kafka_for)")
+        return self.bootstrap
+
+    def read_config(self) -> KafkaReadConfig:
+        return KafkaReadConfig(
+            bootstrap=self._broker(),
+            topics=(self.input_topic,),
+            group_id=self.group_id,
+            max_records_per_partition=self.max_events,
+            idle_stop_s=self.idle_timeout_s,
+        )
+
+    def write_config(self) -> KafkaWriteConfig:
+        return KafkaWriteConfig(self._broker(), self.output_topic, self.dead_letter_topic)
+
+
+def _minutes(seconds: float | None) -> float:
+    return 0.0 if seconds is None else seconds / 60
+
+
+def _seconds(minutes: float) -> float | None:
+    return minutes * 60 if minutes else None
+
+
+STREAM_FLAGS: tuple[Flag, ...] = (
+    Flag(
+        "--bootstrap",
+        "bootstrap",
+        "Kafka bootstrap servers host:port[,...] (default: start an embedded local broker)",
+        optional=True,
+    ),
+    Flag("--input-topic", "input_topic", "topic of input events"),
+    Flag("--output-topic", "output_topic", "topic of score rows"),
+    Flag(
+        "--dead-letter-topic",
+        "dead_letter_topic",
+        "topic of dead letters (bad events, failed media)",
+    ),
+    Flag(
+        "--output",
+        "output",
+        "Parquet root (scores/ and dead_letters/ below it); '' for none",
+        optional=True,
+    ),
+    Flag(
+        "--group-id",
+        "group_id",
+        "consumer group holding the committed offsets (this pipeline's alone)",
+    ),
+    Flag(
+        "--runtime",
+        "runtime",
+        "local runtime: one streaming run, or a loop of bounded runs (docs/streaming.md)",
+        choices=RUNTIMES,
+    ),
+    Flag("--batch-events", "batch_events", "loop runtime: most events per bounded run"),
+    Flag(
+        "--kafka-io",
+        "kafka_io",
+        "python: kafka-python source/sink (any runner); xlang: Beam's Java KafkaIO "
+        "(Dataflow/Flink; needs Java and the expansion service)",
+        choices=IO_CHOICES,
+    ),
+    Flag(
+        "--max-run-minutes",
+        "max_run_s",
+        "streaming runtime: end the run this often and start a fresh one, to bound "
+        "memory (0: never; docs/streaming.md)",
+        parse=_seconds,
+        show=_minutes,
+    ),
+    Flag(
+        "--no-isolate-runs",
+        "isolate_runs",
+        "streaming runtime: recycle runs in this process instead of a forked child",
+        negate=True,
+    ),
+    Flag(
+        "--max-events",
+        "max_events",
+        "stop after this many events (streaming runtime: per partition)",
+        value_type=int,
+    ),
+    Flag(
+        "--idle-timeout",
+        "idle_timeout_s",
+        "stop after this many seconds without an event",
+        value_type=float,
+    ),
+    Flag(
+        "--no-check-exists",
+        "check_exists",
+        "do not check that the media exists when an event arrives",
+        negate=True,
+    ),
+)
+
+
+def add_stream_arguments(parser: Any) -> None:
+    """The stream's own options (``--scorer`` too); processing options are separate."""
+    add_flags(parser, STREAM_FLAGS, StreamSettings())
+    parser.add_argument(
+        "--scorer",
+        default=None,
+        help="module:attr or file.py:attr of a callable(PipelineConfig) -> PTransform from "
+        "VideoRef to rows, instead of ScoreVideos (benchmarks, custom processing)",
+    )
+
+
+def settings_from_args(args: argparse.Namespace) -> StreamSettings:
+    return from_args(args, STREAM_FLAGS, StreamSettings())

@@ -1,0 +1,115 @@
+"""A scored segment (or a dead letter) as an output row (pure; no Beam).
+
+``to_score_row`` fuses the segment's modality results (the fixed rule of
+``transforms/fusion.py`` or a learned fusion bundle) and flattens record, results, policy
+decision and transcript into a ``ScoreRow``; ``to_dead_letter_row`` does the same for a
+``DeadLetter``. The schema of both is in ``transforms/schema.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from sentistream.transforms.config import PipelineConfig
+from sentistream.transforms.fusion import FIXED_RULE_ID, fuse_fixed
+from sentistream.transforms.records import MODALITIES, DeadLetter, ModalityResult, SegmentRecord
+from sentistream.transforms.schema import SCHEMA_VERSION, DeadLetterRow, ScoreRow
+
+
+def to_score_row(
+    record: SegmentRecord,
+    config: PipelineConfig,
+    processed_at: float,
+    learned: Any | None = None,
+) -> ScoreRow:
+    """Fuse one scored segment and flatten it into an output row (pure).
+
+    ``learned``: a loaded learned-fusion bundle (``models.fusion.LearnedFusion``); None =
+    the documented fixed rule.
+    """
+    policy = record.policy
+    if policy is None:
+        raise ValueError(f"segment {record.segment_id} reached fusion without a policy decision")
+    results = record.results
+    if learned is not None:
+        fused = learned.fuse(results, policy.enabled)
+        fusion_model_id = learned.model_id
+    else:
+        fused = fuse_fixed(
+            results,
+            policy.enabled,
+            neutral_band=config.fusion.neutral_band,
+            min_confidence=config.fusion.min_confidence,
+        )
+        fusion_model_id = FIXED_RULE_ID
+    face, voice, text = (results.get(m) for m in MODALITIES)
+    transcript = record.transcript
+    detail = {m: dict(r.detail) for m, r in results.items() if r.detail}
+    return ScoreRow(
+        schema_version=SCHEMA_VERSION,
+        video_id=record.ref.resolved_id,
+        source_uri=record.ref.uri,
+        segment_id=record.segment_id,
+        channel=record.channel,
+        speaker=record.speaker,
+        role=record.speaker,
+        start_s=round(record.start_s, 3),
+        end_s=round(record.end_s, 3),
+        segmenter=record.segmenter,
+        transcript=transcript.text if transcript else None,
+        transcript_source=transcript.source if transcript else "none",
+        asr_confidence=transcript.confidence if transcript and transcript.source == "asr" else None,
+        face_present=bool(face and face.present),
+        face_valence=face.valence if face else None,
+        face_confidence=face.confidence if face else None,
+        face_expression=max(face.probs, key=face.probs.__getitem__)
+        if face and face.probs
+        else None,
+        face_reason=_reason(face),
+        voice_present=bool(voice and voice.present),
+        voice_valence=voice.valence if voice else None,
+        voice_arousal=voice.arousal if voice else None,
+        voice_confidence=voice.confidence if voice else None,
+        voice_reason=_reason(voice),
+        text_present=bool(text and text.present),
+        text_valence=text.valence if text else None,
+        text_confidence=text.confidence if text else None,
+        text_reason=_reason(text),
+        fused_valence=fused.valence,
+        fused_label=fused.label,
+        fused_confidence=fused.confidence,
+        modalities_present=",".join(fused.present),
+        modalities_enabled=",".join(policy.enabled),
+        policy_id=policy.policy_id,
+        policy_rule=policy.rule,
+        face_model_id=face.model_id if face else None,
+        voice_model_id=voice.model_id if voice else None,
+        text_model_id=text.model_id if text else None,
+        fusion_model_id=fusion_model_id,
+        detail_json=json.dumps(detail, sort_keys=True, default=str),
+        metadata_json=json.dumps(dict(record.ref.metadata), sort_keys=True, default=str),
+        event_time=record.ref.event_time,
+        processed_at=processed_at,
+    )
+
+
+def _reason(result: ModalityResult | None) -> str | None:
+    if result is None:
+        return "not_run"
+    return None if result.present else result.reason
+
+
+def to_dead_letter_row(dead: DeadLetter, processed_at: float | None = None) -> DeadLetterRow:
+    return DeadLetterRow(
+        schema_version=SCHEMA_VERSION,
+        video_id=dead.video_id,
+        source_uri=dead.uri,
+        segment_id=dead.segment_id,
+        stage=dead.stage,
+        error_type=dead.error_type,
+        error=dead.error,
+        payload=dead.payload,
+        processed_at=time.time() if processed_at is None else processed_at,
+    )
