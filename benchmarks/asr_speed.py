@@ -32,7 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sentistream.models.asr.transcriber import SAMPLE_RATE, AsrOptions, Transcriber, trim_bounds
+from sentistream.models.asr.transcriber import AsrOptions, Transcriber, trim_bounds
+from sentistream.models.audio import SAMPLE_RATE
 from sentistream.models.training.asr_eval import GENERATED_SENTENCES, wer
 from sentistream.models.whisper import load_whisper_asr, resample_to_16k
 from sentistream.pipelines.demo.synth import tts

@@ -2,7 +2,9 @@
 and the default bundle of each modality.
 
 A bundle named ``NAME`` is a folder ``NAME/`` holding ``bundle.json`` (this module's
-``BundleMeta``), the weights file it names (``weights.pt``) and a model card ``card.md``.
+``BundleMeta``), the weights file it names (``weights.pt``) and a model card ``card.md``;
+:func:`write_bundle` is the one writer (training puts its report beside, ``report.json``;
+the shipped bundles' reports live in the repository's ``docs/reports/NAME.json``).
 Bundles shipped with the package live in ``sentistream/models/weights/NAME/``; a user's
 own bundle is passed by path (to its folder or its ``bundle.json``). Every output row
 carries the ``model_id`` of each bundle that produced it.
@@ -13,7 +15,9 @@ carries the ``model_id`` of each bundle that produced it.
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -23,6 +27,7 @@ BUNDLE_FORMAT = 1
 BUNDLE_FILE = "bundle.json"
 WEIGHTS_FILE = "weights.pt"
 CARD_FILE = "card.md"
+REPORT_FILE = "report.json"
 KINDS = ("face", "voice", "text", "fusion")
 
 # The default bundle of each kind: what ``sentistream run`` uses and ``evaluate`` measures.
@@ -142,6 +147,60 @@ def save_bundle_meta(meta: BundleMeta, folder: Path) -> Path:
     out = folder / BUNDLE_FILE
     out.write_text(meta.to_json() + "\n", encoding="utf-8")
     return out
+
+
+def write_bundle(
+    out: Path,
+    *,
+    name: str,
+    kind: str,
+    version: str,
+    labels: tuple[str, ...],
+    state: Mapping[str, Any],
+    params: dict[str, Any],
+    training_data: dict[str, Any],
+    metrics: dict[str, Any],
+    card: Callable[[BundleMeta], str],
+    report: dict[str, Any] | None = None,
+    extra_files: Mapping[str, str] | None = None,
+) -> BundleMeta:
+    """Write the bundle ``name`` to ``out/name/``: ``weights.pt`` (``state``), ``bundle.json``,
+    ``card.md`` (``card(meta)``), and, when given, ``report.json`` (``report`` with the
+    bundle's ``model_id``) and ``extra_files`` (file name -> text, e.g. a licence).
+
+    ``model_id`` is ``name@version+<first 8 hex of the weights' sha256>``: a changed model
+    never reuses an id. Returns the metadata, ``path`` set to the folder.
+    """
+    import torch
+
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    folder = bundle_dir(out, name)
+    folder.mkdir(parents=True, exist_ok=True)
+    weights = folder / WEIGHTS_FILE
+    torch.save(dict(state), weights)
+    digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:8]
+    if report is not None:
+        metrics = {**metrics, "report": REPORT_FILE}
+    meta = BundleMeta(
+        name=name,
+        model_id=f"{name}@{version}+{digest}",
+        kind=kind,
+        labels=tuple(labels),
+        weights=WEIGHTS_FILE,
+        params=params,
+        training_data=training_data,
+        metrics=metrics,
+        path=str(folder),
+    )
+    save_bundle_meta(meta, folder)
+    (folder / CARD_FILE).write_text(card(meta), encoding="utf-8")
+    if report is not None:
+        text = json.dumps({**report, "model_id": meta.model_id}, indent=1, default=str)
+        (folder / REPORT_FILE).write_text(text + "\n", encoding="utf-8")
+    for file_name, text in (extra_files or {}).items():
+        (folder / file_name).write_text(text, encoding="utf-8")
+    return meta
 
 
 def load_weights_strict(module: Any, meta: BundleMeta, state: Any, describes: str) -> Any:

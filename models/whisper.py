@@ -32,7 +32,8 @@ if TYPE_CHECKING:
     import ctranslate2
     import faster_whisper
 
-SAMPLE_RATE = 16_000
+from sentistream.models.audio import SAMPLE_RATE
+
 N_FFT = 400
 HOP_LENGTH = 160
 N_MELS = 80

@@ -30,6 +30,7 @@ class Flag:
         help: the help line.
         choices: allowed values, if limited.
         negate: a ``--no-...`` switch for a bool field that is True by default.
+        switch: an on switch for a bool field that is False by default.
         value_type: the argparse type where the default is None (else the default's type).
         optional: the field takes None, spelled ``''`` on the command line.
         repeat: the option may be given several times; the field holds a tuple.
@@ -43,6 +44,7 @@ class Flag:
     also: tuple[str, ...] = ()
     choices: tuple[Any, ...] | None = None
     negate: bool = False
+    switch: bool = False
     value_type: Callable[[str], Any] | None = None
     optional: bool = False
     repeat: bool = False
@@ -66,7 +68,7 @@ class Flag:
             raise ValueError(f"{self.name}: a --no-... flag needs a True default, got {default!r}")
         if self.repeat and default != ():
             raise ValueError(f"{self.name}: a repeated flag needs the default (), got {default!r}")
-        if self.negate:
+        if self.negate or self.switch:
             parser.add_argument(self.name, action="store_true", help=self.help)
             return
         if self.repeat:
@@ -85,6 +87,8 @@ class Flag:
         """The field value of the argparse value ``parsed``."""
         if self.negate:
             return not parsed
+        if self.switch:
+            return bool(parsed)
         if self.repeat:
             return tuple(parsed)
         if self.optional and parsed in ("", None):

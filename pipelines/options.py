@@ -176,6 +176,12 @@ MODEL_FLAGS: tuple[Flag, ...] = (
         "learned late-fusion bundle (e.g. fusion-late-mlp); default: the fixed rule",
         optional=True,
     ),
+    Flag(
+        "--fusion-any-components",
+        "fusion.allow_other_components",
+        "apply the learned fusion to face/voice/text bundles other than those it was trained on",
+        switch=True,
+    ),
 )
 
 

@@ -169,6 +169,8 @@ class FusionConfig:
     neutral_band: float = 0.2
     min_confidence: float = 0.05
     bundle: str | None = DEFAULT_FUSION  # a learned fusion bundle; None = the fixed rule
+    # A learned bundle refuses component bundles other than those it was trained on.
+    allow_other_components: bool = False
 
     def __post_init__(self) -> None:
         if not 0 <= self.neutral_band < 1:

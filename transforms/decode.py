@@ -23,9 +23,10 @@ import numpy as np
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
+from sentistream.models.audio import SAMPLE_RATE
 from sentistream.transforms.config import DecodeConfig, PolicyConfig, SegmentConfig
 from sentistream.transforms.media.captions import Cue, find_sidecar, parse_captions
-from sentistream.transforms.media.decoding import SAMPLE_RATE, MediaChunk, MediaInfo, iter_chunks
+from sentistream.transforms.media.decoding import MediaChunk, MediaInfo, iter_chunks
 from sentistream.transforms.media.segmenting import StreamingSegmenter
 from sentistream.transforms.records import (
     INPUTS,

@@ -25,13 +25,40 @@ from sentistream.transforms.config import PipelineConfig
 from sentistream.transforms.decode import DecodeAndSegmentFn
 from sentistream.transforms.face import FaceHandler
 from sentistream.transforms.plan import FACE, TRANSCRIPT, VOICE, DataPath, plan
-from sentistream.transforms.policy import apply_policy
+from sentistream.transforms.policy import apply_policy, enabled_anywhere
 from sentistream.transforms.records import DeadLetter, SegmentRecord
 from sentistream.transforms.rows import to_dead_letter_row, to_score_row
 from sentistream.transforms.schema import DeadLetterRow, ScoreRow
 from sentistream.transforms.text import TextHandler
 from sentistream.transforms.transcript import settle_captions
 from sentistream.transforms.voice import VoiceHandler
+
+
+def load_fusion(config: PipelineConfig) -> Any | None:
+    """The configured learned fusion (``models.fusion.learned.LearnedFusion``), checked
+    against the configured face / voice / text bundles; None for the fixed rule.
+
+    Raises ValueError (naming both model ids) when a component bundle is not the one the
+    fusion was trained on, unless ``config.fusion.allow_other_components``.
+    """
+    if not config.fusion.bundle:
+        return None
+    from sentistream.models.bundle import load_bundle_meta
+    from sentistream.models.fusion.learned import LearnedFusion
+
+    fusion = LearnedFusion.load(
+        config.fusion.bundle, allow_other_components=config.fusion.allow_other_components
+    )
+    enabled = enabled_anywhere(config.policy)
+    bundles = {"face": config.face.bundle, "voice": config.voice.bundle, "text": config.text.bundle}
+    fusion.check_model_ids(
+        {
+            m: load_bundle_meta(b, expected_kind=m).model_id
+            for m, b in bundles.items()
+            if m in enabled
+        }
+    )
+    return fusion
 
 
 class FuseFn(beam.DoFn):
@@ -43,10 +70,7 @@ class FuseFn(beam.DoFn):
         self._learned: Any | None = None
 
     def setup(self) -> None:
-        if self._config.fusion.bundle:
-            from sentistream.models.fusion.learned import LearnedFusion
-
-            self._learned = LearnedFusion.load(self._config.fusion.bundle)
+        self._learned = load_fusion(self._config)
 
     def process(self, element: SegmentRecord | DeadLetter) -> Iterator[ScoreRow | DeadLetterRow]:
         now = self._clock()
@@ -70,6 +94,7 @@ class ScoreVideos(beam.PTransform):
 
     def expand(self, refs):
         cfg, path = self._config, plan(self._config)
+        load_fusion(cfg)  # a mismatched fusion bundle fails here, before anything runs
         records = (
             refs
             | "DecodeAndSegment"

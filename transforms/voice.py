@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 
+from sentistream.models.audio import SAMPLE_RATE
 from sentistream.transforms.config import VoiceConfig
 from sentistream.transforms.inference import SegmentModelHandler, from_prediction
-from sentistream.transforms.media.decoding import SAMPLE_RATE
 from sentistream.transforms.records import (
     REASON_NO_AUDIO,
     REASON_SILENCE,

@@ -9,16 +9,38 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from sentistream.models.asr.transcriber import AsrWord, Span
+from typing import NamedTuple
 
 # Costs of the word-to-segment alignment (:func:`assign_words`), in seconds of misplacement.
 SPLIT_COST_S = 2.0  # starting a new segment inside a sentence and inside a Whisper segment
 EMPTY_COST_S = 1.0  # a packed segment that gets no word at all
 INSTANT_WEIGHT = 0.25  # weight of a word timed with (near) zero duration: its time is unsure
 _SENTENCE_END = (".", "?", "!")
+
+
+class AsrWord(NamedTuple):
+    """One recognised word; times in seconds from the start of its segment's audio."""
+
+    text: str
+    start_s: float
+    end_s: float
+    probability: float
+
+
+class Span(NamedTuple):
+    """Where one segment sits in a packed window.
+
+    item: position of the segment in the caller's list.
+    offset_s: start of its (trimmed) audio in the window.
+    length_s: length of its trimmed audio.
+    trim_s: seconds trimmed from the head of the segment's audio (word times are shifted
+        back by this to be relative to the segment's own start).
+    """
+
+    item: int
+    offset_s: float
+    length_s: float
+    trim_s: float
 
 
 def _distance(word: AsrWord, span: Span) -> float:

@@ -39,15 +39,13 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
-from sentistream.models.asr.align import EMPTY_COST_S as EMPTY_COST_S
-from sentistream.models.asr.align import INSTANT_WEIGHT as INSTANT_WEIGHT
-from sentistream.models.asr.align import SPLIT_COST_S as SPLIT_COST_S
-from sentistream.models.asr.align import assign_words
+from sentistream.models.asr.align import AsrWord, Span, assign_words
 
 if TYPE_CHECKING:
     import faster_whisper
 
-SAMPLE_RATE = 16_000
+from sentistream.models.audio import SAMPLE_RATE
+
 WINDOW_S = 30.0  # Whisper's input window
 
 REASON_SILENCE = "silence"
@@ -108,15 +106,6 @@ class AsrOptions:
             raise ValueError("temperatures must not be empty")
 
 
-class AsrWord(NamedTuple):
-    """One recognised word; times in seconds from the start of its segment's audio."""
-
-    text: str
-    start_s: float
-    end_s: float
-    probability: float
-
-
 class SegmentText(NamedTuple):
     """What one segment said: text, words, confidence (mean word probability), language.
 
@@ -129,22 +118,6 @@ class SegmentText(NamedTuple):
     confidence: float
     language: str | None
     reason: str | None = None
-
-
-class Span(NamedTuple):
-    """Where one segment sits in a packed window.
-
-    item: position of the segment in the caller's list.
-    offset_s: start of its (trimmed) audio in the window.
-    length_s: length of its trimmed audio.
-    trim_s: seconds trimmed from the head of the segment's audio (word times are shifted
-        back by this to be relative to the segment's own start).
-    """
-
-    item: int
-    offset_s: float
-    length_s: float
-    trim_s: float
 
 
 class PackedWindow(NamedTuple):

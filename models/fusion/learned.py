@@ -20,6 +20,11 @@ likelihood brings; see ``LateFusionNet.raw_logits``).
 ``LateFusionNet`` is logistic regression on these 15 features (``hidden=0``) or a one-
 hidden-layer MLP. ``LearnedFusion`` ties it to a bundle (kind ``fusion``) and offers
 ``fuse(results, enabled)``, with the fields of the pipeline's fixed-rule output.
+
+A fusion bundle learned the score distributions of particular component models: its
+``params["components"]`` names their ``model_id`` per modality, and ``fuse`` raises a
+ValueError naming both ids when a result comes from another component model (pass
+``allow_other_components=True`` to apply it anyway, or train one on your components).
 """
 
 from __future__ import annotations
@@ -38,9 +43,10 @@ from sentistream.models.bundle import (
     load_weights_strict,
     read_weights,
 )
+from sentistream.models.labels import VALENCE_LABELS
 
 MODALITIES: tuple[str, ...] = ("face", "voice", "text")
-LABELS: tuple[str, ...] = ("negative", "neutral", "positive")
+LABELS: tuple[str, ...] = VALENCE_LABELS
 DEFAULT_BUNDLE = DEFAULT_BUNDLES["fusion"]
 FEATURES_PER_MODALITY = 5
 FEATURES_VERSION = "present*(v, c*v, |v|, c*|v|, mask*(c-center))+neutral-pull@3"
@@ -198,7 +204,9 @@ def inputs_from_results(
 class LearnedFusion:
     """A loaded fusion bundle. ``LearnedFusion.load("fusion-late-mlp").fuse(results, enabled)``."""
 
-    def __init__(self, meta: BundleMeta, net: LateFusionNet) -> None:
+    def __init__(
+        self, meta: BundleMeta, net: LateFusionNet, *, allow_other_components: bool = False
+    ) -> None:
         if meta.kind != "fusion":
             raise ValueError(f"meta.kind must be 'fusion', got {meta.kind!r}")
         if tuple(meta.labels) != LABELS:
@@ -206,6 +214,8 @@ class LearnedFusion:
         self.meta = meta
         self.net = net.eval()
         self.min_confidence = float(meta.params.get("min_confidence", 0.0))
+        self.components: dict[str, str] = dict(meta.params.get("components", {}))  # type: ignore[call-overload]
+        self.allow_other_components = allow_other_components
 
     @property
     def model_id(self) -> str:
@@ -216,8 +226,12 @@ class LearnedFusion:
         return tuple(self.meta.labels)
 
     @classmethod
-    def load(cls, name_or_path: str = DEFAULT_BUNDLE) -> LearnedFusion:
-        """Load a shipped bundle by name or a bundle ``.json`` by path (strict weights)."""
+    def load(
+        cls, name_or_path: str = DEFAULT_BUNDLE, *, allow_other_components: bool = False
+    ) -> LearnedFusion:
+        """Load a shipped bundle by name or a bundle folder / ``.json`` by path (strict
+        weights). ``allow_other_components``: fuse results of component models other than
+        those the bundle was trained on (``params["components"]``) instead of refusing."""
         meta = load_bundle_meta(name_or_path, expected_kind="fusion")
         net = build_fusion_net(meta.params)
         load_weights_strict(
@@ -226,7 +240,30 @@ class LearnedFusion:
             read_weights(meta),
             f"do not match the fusion net its params describe ({meta.params})",
         )
-        return cls(meta, net)
+        return cls(meta, net, allow_other_components=allow_other_components)
+
+    def check_components(self, results: Mapping[str, ResultLike]) -> None:
+        """ValueError when a present result comes from a component model other than the
+        one this bundle was trained on (unless ``allow_other_components``)."""
+        self.check_model_ids(
+            {name: getattr(r, "model_id", None) for name, r in results.items() if r and r.present}
+        )
+
+    def check_model_ids(self, model_ids: Mapping[str, str | None]) -> None:
+        """The same check on component ``model_id`` s by modality, before any result exists
+        (a pipeline checks its configured bundles once, when it is built)."""
+        if self.allow_other_components:
+            return
+        for name, got in model_ids.items():
+            want = self.components.get(name)
+            if want is None or got is None or got == want:
+                continue
+            raise ValueError(
+                f"fusion bundle {self.meta.name!r} was trained on {name} scores of "
+                f"{want!r}, but this {name} result comes from {got!r}: its scores are "
+                "distributed differently. Train a fusion bundle on these components "
+                "(sentistream train fusion), or pass allow_other_components=True."
+            )
 
     def predict(self, x: np.ndarray) -> dict[str, np.ndarray]:
         """(N, 3, 3) inputs -> ``probs`` (N, 3), ``valence`` and ``confidence`` (N,)."""
@@ -245,6 +282,8 @@ class LearnedFusion:
         """Fuse many segments at once; the same answers as ``fuse`` one by one."""
         if not batch:
             return []
+        for results in batch:
+            self.check_components(results)
         x = np.stack([inputs_from_results(r, self.min_confidence) for r in batch])
         out = self.predict(x)
         fused = []

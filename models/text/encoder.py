@@ -20,14 +20,11 @@ import hashlib
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 from torch import nn
-
-if TYPE_CHECKING:
-    from sentistream.models.text.model import TextHead
 
 NUM_LAYERS = 6  # all-MiniLM-L6-v2
 HIDDEN_DIM = 384
@@ -236,7 +233,7 @@ class TopLayersNet(nn.Module):
     ``forward(hidden (N, T, 384), mask (N, T), vader (N, 4))`` -> (N, C) raw logits.
     """
 
-    def __init__(self, layers: nn.ModuleList, head: TextHead, config: Any, dropout: float = 0.1):
+    def __init__(self, layers: nn.ModuleList, head: nn.Module, config: Any, dropout: float = 0.1):
         super().__init__()
         self.layers = layers
         self.head = head
@@ -251,7 +248,7 @@ class TopLayersNet(nn.Module):
         self, hidden: torch.Tensor, mask: torch.Tensor, vader: torch.Tensor
     ) -> torch.Tensor:
         emb = self.dropout(self.embed(hidden, mask))
-        return self.head.raw_logits(torch.cat([emb, vader], dim=1))
+        return self.head.raw_logits(torch.cat([emb, vader], dim=1))  # type: ignore[operator]
 
 
 def embed_all(net: TopLayersNet, tokens: TokenStates) -> np.ndarray:

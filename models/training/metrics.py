@@ -129,10 +129,29 @@ def per_class_f1(y: np.ndarray, pred: np.ndarray, n_classes: int) -> np.ndarray:
     return f1
 
 
-def macro_f1(y: np.ndarray, pred: np.ndarray, n_classes: int) -> float:
-    """Unweighted mean F1 over the classes present in ``y``."""
-    present = np.unique(y)
-    return float(per_class_f1(y, pred, n_classes)[present].mean())
+def macro_f1(y: np.ndarray, pred: np.ndarray, n_classes: int, *, over: str = "true") -> float:
+    """Unweighted mean F1 over the classes present in ``y`` (``over="true"``) or in ``y``
+    or ``pred`` (``over="either"``: a predicted class that never occurs counts as 0)."""
+    if over not in ("true", "either"):
+        raise ValueError(f"over must be 'true' or 'either', got {over!r}")
+    present = np.unique(y) if over == "true" else np.union1d(y, pred[pred >= 0])
+    return float(per_class_f1(y, pred, n_classes)[present.astype(int)].mean())
+
+
+def confusion(y: np.ndarray, pred: np.ndarray, n_classes: int) -> list[list[int]]:
+    """(K, K) counts as nested lists: rows = true class, columns = predicted class."""
+    out = np.zeros((n_classes, n_classes), dtype=np.int64)
+    np.add.at(out, (np.asarray(y), np.asarray(pred)), 1)
+    return out.tolist()
+
+
+def accuracy_f1(y: np.ndarray, pred: np.ndarray, n_classes: int) -> dict[str, float]:
+    """``accuracy`` and ``macro_f1`` over the classes present in either array."""
+    y, pred = np.asarray(y), np.asarray(pred)
+    return {
+        "accuracy": accuracy(y, pred),
+        "macro_f1": macro_f1(y, pred, n_classes, over="either"),
+    }
 
 
 def weighted_f1(y: np.ndarray, pred: np.ndarray, n_classes: int) -> float:

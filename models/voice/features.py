@@ -1,5 +1,5 @@
-"""Voice v2: Whisper encoder statistics + prosody, optional per-channel normalisation, and a
-hierarchical head (emotion classes -> valence and arousal).
+"""Voice features and heads: Whisper encoder statistics + prosody, optional per-channel
+normalisation, and a hierarchical head (emotion classes -> valence and arousal).
 
 ``audio (16 kHz) -> Whisper encoder states (T, 384) -> mean+std (768) ++ prosody (20)
 -> [channel normalisation] -> standardiser -> linear -> 7 emotions -> valence, arousal``.
@@ -12,28 +12,22 @@ hierarchical head (emotion classes -> valence and arousal).
   earlier clips of the same channel (speaker / video audio channel); see its docstring
   for how a pipeline carries them. :func:`channel_prior` and :func:`zscore` are the
   training side.
-* :class:`EmotionHead`, :func:`valence_arousal`: the head and its aggregation;
-  :class:`VoiceEmotionModelV2`: what ``VoiceEmotionModel.load`` returns for a v2 bundle.
+* :class:`EmotionHead`, :class:`VoiceHeads`, :func:`valence_arousal`: the heads a bundle
+  holds and their aggregation; :class:`~sentistream.models.voice.model.VoiceEmotionModel`
+  ties them to the encoder.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import torch
 import torchaudio
 from torch import nn
 
-from sentistream.models.bundle import BundleMeta, load_weights_strict, read_weights
-from sentistream.models.voice.model import (
-    LABELS,
-    VoiceEmotionModel,
-    VoicePrediction,
-    predictions_from_outputs,
-)
-from sentistream.models.whisper import SAMPLE_RATE, encode_pooled
+from sentistream.models.audio import SAMPLE_RATE
 
 PROSODY_NAMES: tuple[str, ...] = (
     "log_duration_s",
@@ -207,7 +201,7 @@ def channel_prior(x: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, np.nda
 # ----------------------------------------------------------------- head
 
 EMOTIONS: tuple[str, ...] = ("neutral", "happy", "sad", "angry", "fearful", "disgust", "surprised")
-EMOTION_VALENCE = (1, 2, 0, 0, 0, 0, 2)  # index into voice.LABELS (surprised: positive)
+EMOTION_VALENCE = (1, 2, 0, 0, 0, 0, 2)  # index into VALENCE_LABELS (surprised: positive)
 EMOTION_AROUSAL = (0, 1, 0, 1, 1, -1, 1)  # 1 high, 0 low, -1 not counted (disgust)
 
 
@@ -240,92 +234,18 @@ class EmotionHead(nn.Module):
         return self.linear((x - self.mean) / self.scale)
 
 
-class VoiceHeadsV2(nn.Module):
-    """The v2 bundle's weights: ``plain`` (globally standardised features) and ``channel``
-    (channel-normalised features) heads, and the channel prior (``prior_mean/var``)."""
+class VoiceHeads(nn.Module):
+    """A voice bundle's weights: ``plain`` (globally standardised features) and ``channel``
+    (channel-normalised features) heads, and the channel prior (``prior_mean/var``). The
+    heads give 7 emotion logits (``n_classes=7``) or, for a bundle trained on valence labels
+    only (``params["target"] == "valence"``), 3 valence logits."""
 
     prior_mean: torch.Tensor
     prior_var: torch.Tensor
 
-    def __init__(self, *, in_features: int) -> None:
+    def __init__(self, *, in_features: int, n_classes: int = len(EMOTIONS)) -> None:
         super().__init__()
-        self.plain = EmotionHead(in_features=in_features)
-        self.channel = EmotionHead(in_features=in_features)
+        self.plain = EmotionHead(in_features=in_features, n_classes=n_classes)
+        self.channel = EmotionHead(in_features=in_features, n_classes=n_classes)
         self.register_buffer("prior_mean", torch.zeros(in_features, dtype=torch.float64))
         self.register_buffer("prior_var", torch.ones(in_features, dtype=torch.float64))
-
-
-class VoiceEmotionModelV2(VoiceEmotionModel):
-    """A ``voice-whisper-tiny-v2`` bundle (``VoiceEmotionModel.load`` returns this).
-
-    ``predict(audios)`` scores clips alone (``normalise="none"``); ``normalise="channel"``
-    treats ``audios`` as one channel's next clips in time order after ``channel`` (see
-    :func:`channel_normalise`); :meth:`predict_channel` also returns the updated stats.
-    """
-
-    def __init__(self, *, heads: VoiceHeadsV2, meta: BundleMeta, encoder: Any) -> None:
-        if tuple(meta.labels) != LABELS:
-            raise ValueError(f"voice bundle labels must be {LABELS}, got {meta.labels}")
-        self.heads, self.meta, self.encoder = heads.eval(), meta, encoder
-        self.bucket_s, self.batch_size = float(meta.params.get("bucket_s", 1.0)), 16
-        self.prior_weight = float(meta.params.get("prior_weight", 1.0))
-        self.in_features = int(meta.params["in_features"])
-
-    @classmethod
-    def from_meta(cls, meta: BundleMeta, encoder: Any) -> VoiceEmotionModelV2:
-        heads = VoiceHeadsV2(in_features=int(meta.params["in_features"]))
-        load_weights_strict(
-            heads,
-            meta,
-            read_weights(meta),
-            f"do not match the v2 heads its params describe ({meta.params})",
-        )
-        width = encode_pooled(encoder, [np.zeros(SAMPLE_RATE // 2, np.float32)]).shape[1]
-        if width + len(PROSODY_NAMES) != heads.plain.mean.shape[0]:
-            raise ValueError(f"bundle {meta.name!r} does not fit a {width}-wide Whisper encoder")
-        return cls(heads=heads, meta=meta, encoder=encoder)
-
-    def features(self, audios: list[np.ndarray]) -> np.ndarray:
-        """N clips -> (N, 788): Whisper mean+std (768) ++ prosody (20)."""
-        pooled = encode_pooled(self.encoder, audios, bucket_s=self.bucket_s, batch_size=16)
-        prosody = np.reshape([prosody_features(a) for a in audios], (len(audios), -1))
-        return np.concatenate([pooled, prosody], 1).astype(np.float64)
-
-    def emotion_probs(
-        self, features: np.ndarray, normalise: str = "none", channel: ChannelStats | None = None
-    ) -> tuple[np.ndarray, ChannelStats | None]:
-        """(N, 788) features -> (N, 7) emotion probabilities (EMOTIONS order), stats."""
-        x = np.asarray(features, dtype=np.float64)
-        if x.ndim != 2 or x.shape[1] != self.in_features:
-            raise ValueError(f"features must be (N, {self.in_features}), got {x.shape}")
-        if normalise not in ("none", "channel"):
-            raise ValueError(f"normalise must be 'none' or 'channel', got {normalise!r}")
-        head, stats = self.heads.plain, None
-        if normalise == "channel":
-            prior = (self.heads.prior_mean.numpy(), self.heads.prior_var.numpy())
-            previous = channel if channel is not None else ChannelStats.empty(x.shape[1])
-            x, stats = channel_normalise(x, previous, *prior, self.prior_weight)
-            head = self.heads.channel
-        with torch.no_grad():
-            logits = head(torch.as_tensor(x, dtype=torch.float32))
-        return torch.softmax(logits, -1).numpy(), stats
-
-    def predict_features(
-        self, features: np.ndarray, normalise: str = "none", channel: ChannelStats | None = None
-    ) -> list[VoicePrediction]:
-        probs, _ = self.emotion_probs(features, normalise, channel)
-        return predictions_from_outputs(*valence_arousal(probs), self.labels)
-
-    def predict(
-        self, audios: list[np.ndarray], normalise: str = "none", channel: ChannelStats | None = None
-    ) -> list[VoicePrediction]:
-        return self.predict_channel(audios, channel, normalise)[0]
-
-    def predict_channel(
-        self, audios: list[np.ndarray], channel: ChannelStats | None, normalise: str = "channel"
-    ) -> tuple[list[VoicePrediction], ChannelStats | None]:
-        """One channel's next clips (time order) -> predictions and the updated stats."""
-        if not audios:
-            return [], channel
-        probs, stats = self.emotion_probs(self.features(audios), normalise, channel)
-        return predictions_from_outputs(*valence_arousal(probs), self.labels), stats

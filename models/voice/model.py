@@ -1,30 +1,30 @@
-"""Voice emotion: a small head on pooled, frozen Whisper encoder states.
+"""Voice emotion: a hierarchical head on frozen Whisper encoder statistics and prosody.
 
-``audio (16 kHz mono) -> Whisper encoder (shared with ASR) -> mean+std over time (768)
--> standardiser -> linear (or small MLP) head -> 3-class valence (+ binary arousal)``.
+``audio (16 kHz mono) -> Whisper encoder (shared with ASR) -> mean+std (768) ++ prosody
+(20) -> [channel normalisation] -> standardiser -> linear -> 7 emotions -> valence,
+arousal`` (the layers are in :mod:`sentistream.models.voice.features`).
 
 Outputs per clip (:class:`VoicePrediction`):
 
-* ``probs``: P(negative), P(neutral), P(positive) (softmax of the valence head).
+* ``probs``: P(negative), P(neutral), P(positive): sums of the emotion probabilities.
 * ``valence = P(positive) - P(negative)``, in [-1, 1].
 * ``confidence = 1 - H(probs) / ln(3)``: one minus the normalised entropy, in [0, 1]
   (1 when one class takes all the mass, 0 when the three are equal).
-* ``arousal = 2 * P(high arousal) - 1``, in [-1, 1], when the bundle has an arousal head
-  (trained on acted emotions: angry, fearful, happy, surprised = high; neutral, calm,
-  sad = low); else None.
+* ``arousal = 2 * P(high arousal) - 1``, in [-1, 1] (angry, fearful, happy, surprised =
+  high; neutral, sad = low); None for a bundle trained on valence labels only.
 
-Trained on acted speech from four speakers (see the model card): a weak signal, to be
-fused with the other modalities, not used alone.
+Trained on acted speech (see the model card): a weak signal, to be fused with the other
+modalities, not used alone.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
-from torch import nn
 
+from sentistream.models.audio import SAMPLE_RATE
 from sentistream.models.bundle import (
     DEFAULT_BUNDLES,
     BundleMeta,
@@ -32,13 +32,23 @@ from sentistream.models.bundle import (
     load_weights_strict,
     read_weights,
 )
-from sentistream.models.whisper import SAMPLE_RATE, encode_pooled, load_whisper
+from sentistream.models.labels import VALENCE_LABELS
+from sentistream.models.voice.features import (
+    EMOTIONS,
+    PROSODY_NAMES,
+    ChannelStats,
+    VoiceHeads,
+    channel_normalise,
+    prosody_features,
+    valence_arousal,
+)
+from sentistream.models.whisper import encode_pooled, load_whisper
 
-if TYPE_CHECKING:
-    import ctranslate2
-
-LABELS: tuple[str, ...] = ("negative", "neutral", "positive")
+LABELS: tuple[str, ...] = VALENCE_LABELS
 DEFAULT_BUNDLE = DEFAULT_BUNDLES["voice"]
+HEAD = "emotion-hierarchical-v2"  # params["head"] of the bundles this class loads
+NORMALISE = ("none", "channel")
+TARGETS = ("emotion", "valence")  # params["target"]: 7 emotions summed, or 3 valence classes
 
 
 class VoicePrediction(NamedTuple):
@@ -48,70 +58,6 @@ class VoicePrediction(NamedTuple):
     arousal: float | None
     confidence: float
     probs: dict[str, float]
-
-
-class HeadOutput(NamedTuple):
-    """valence_logits: (N, n_classes); arousal_logits: (N,) or None."""
-
-    valence_logits: torch.Tensor
-    arousal_logits: torch.Tensor | None
-
-
-class VoiceHead(nn.Module):
-    """Standardiser + linear head (``hidden == 0``) or one-hidden-layer MLP.
-
-    Input (N, in_features) pooled encoder features; see :class:`HeadOutput` for the output.
-    The standardiser's ``mean`` / ``scale`` are buffers set from the training features.
-    """
-
-    mean: torch.Tensor
-    scale: torch.Tensor
-
-    def __init__(
-        self,
-        *,
-        in_features: int,
-        n_classes: int = len(LABELS),
-        hidden: int = 0,
-        dropout: float = 0.0,
-        arousal: bool = True,
-    ) -> None:
-        super().__init__()
-        if in_features < 1:
-            raise ValueError(f"in_features must be >= 1, got {in_features!r}")
-        if n_classes < 2:
-            raise ValueError(f"n_classes must be >= 2, got {n_classes!r}")
-        if hidden < 0:
-            raise ValueError(f"hidden must be >= 0, got {hidden!r}")
-        self.register_buffer("mean", torch.zeros(in_features))
-        self.register_buffer("scale", torch.ones(in_features))
-        width = hidden or in_features
-        self.trunk: nn.Module = (
-            nn.Sequential(nn.Linear(in_features, hidden), nn.GELU(), nn.Dropout(dropout))
-            if hidden
-            else nn.Identity()
-        )
-        self.valence = nn.Linear(width, n_classes)
-        self.arousal = nn.Linear(width, 1) if arousal else None
-
-    def forward(self, x: torch.Tensor) -> HeadOutput:
-        z = self.trunk((x - self.mean) / self.scale)
-        arousal = self.arousal(z).squeeze(-1) if self.arousal is not None else None
-        return HeadOutput(self.valence(z), arousal)
-
-
-def head_from_params(params: dict[str, Any]) -> VoiceHead:
-    """Build the (untrained) head a bundle's ``params`` describe."""
-    try:
-        return VoiceHead(
-            in_features=int(params["in_features"]),
-            n_classes=int(params.get("n_classes", len(LABELS))),
-            hidden=int(params.get("hidden", 0)),
-            dropout=float(params.get("dropout", 0.0)),
-            arousal=bool(params.get("arousal", False)),
-        )
-    except KeyError as err:
-        raise ValueError(f"voice bundle params lack {err.args[0]!r}: {params}") from err
 
 
 def confidence_from_probs(probs: np.ndarray) -> np.ndarray:
@@ -139,31 +85,48 @@ def predictions_from_outputs(
     ]
 
 
-def load_head(meta: BundleMeta) -> VoiceHead:
-    """The bundle's head with its weights, loaded strictly; ValueError on any mismatch."""
-    head = head_from_params(meta.params)
+def load_heads(meta: BundleMeta) -> VoiceHeads:
+    """The bundle's heads with their weights, loaded strictly; ValueError on any mismatch."""
+    if meta.params.get("head") != HEAD:
+        raise ValueError(
+            f"bundle {meta.name!r}: params['head'] must be {HEAD!r}, got "
+            f"{meta.params.get('head')!r}"
+        )
+    target = meta.params.get("target", "emotion")
+    if target not in TARGETS:
+        raise ValueError(f"bundle {meta.name!r}: params['target'] must be in {TARGETS}")
+    n_classes = len(EMOTIONS) if target == "emotion" else len(LABELS)
+    try:
+        heads = VoiceHeads(in_features=int(meta.params["in_features"]), n_classes=n_classes)
+    except KeyError as err:
+        raise ValueError(f"voice bundle params lack {err.args[0]!r}: {meta.params}") from err
     load_weights_strict(
-        head,
+        heads,
         meta,
         read_weights(meta),
-        f"do not match the head its params describe ({meta.params})",
+        f"do not match the heads its params describe ({meta.params})",
     )
-    return head.eval()
+    return heads.eval()
 
 
 class VoiceEmotionModel:
-    """Voice valence/arousal from 16 kHz mono clips. Build with :meth:`load`."""
+    """Voice valence/arousal from 16 kHz mono clips. Build with :meth:`load`.
 
-    def __init__(
-        self, *, head: VoiceHead, meta: BundleMeta, encoder: ctranslate2.models.Whisper
-    ) -> None:
+    ``predict(audios)`` scores clips alone (``normalise="none"``); ``normalise="channel"``
+    treats ``audios`` as one channel's next clips in time order after ``channel`` (see
+    :func:`~sentistream.models.voice.features.channel_normalise`); :meth:`predict_channel`
+    also returns the updated stats.
+    """
+
+    def __init__(self, *, heads: VoiceHeads, meta: BundleMeta, encoder: Any) -> None:
         if tuple(meta.labels) != LABELS:
             raise ValueError(f"voice bundle labels must be {LABELS}, got {meta.labels}")
-        self.head = head
-        self.meta = meta
-        self.encoder = encoder
+        self.heads, self.meta, self.encoder = heads.eval(), meta, encoder
         self.bucket_s = float(meta.params.get("bucket_s", 1.0))
         self.batch_size = 16
+        self.prior_weight = float(meta.params.get("prior_weight", 1.0))
+        self.in_features = int(meta.params["in_features"])
+        self.target = meta.params.get("target", "emotion")
 
     @classmethod
     def load(
@@ -176,33 +139,24 @@ class VoiceEmotionModel:
     ) -> VoiceEmotionModel:
         """Load a ``voice`` bundle and the (cached, shared) Whisper encoder it reads.
 
-        A v2 bundle (``params.head == "emotion-hierarchical-v2"``, e.g.
-        ``voice-whisper-tiny-v2``) loads as
-        :class:`~sentistream.models.voice.features.VoiceEmotionModelV2`.
-
         Args:
-            name_or_path: a shipped bundle name or a path to a bundle ``.json``.
-            device: where the encoder runs (``cpu`` / ``cuda``); the head runs on CPU.
+            name_or_path: a shipped bundle name or a path to a bundle folder / ``.json``.
+            device: where the encoder runs (``cpu`` / ``cuda``); the heads run on CPU.
             whisper_model_dir: CTranslate2 Whisper folder; None = shipped tiny.en. Its
-                encoder width must match the head's (``params.in_features / 2``).
+                encoder width must match the heads' (``in_features - 20`` = 2 x width).
             compute_type: CTranslate2 compute type of the encoder.
             threads: encoder CPU threads (0 = library default).
         """
         meta = load_bundle_meta(name_or_path, expected_kind="voice")
-        if meta.params.get("head") == "emotion-hierarchical-v2":
-            from sentistream.models.voice.features import VoiceEmotionModelV2
-
-            encoder = load_whisper(whisper_model_dir, device, compute_type, threads)
-            return VoiceEmotionModelV2.from_meta(meta, encoder)
-        head = load_head(meta)
+        heads = load_heads(meta)
         encoder = load_whisper(whisper_model_dir, device, compute_type, threads)
-        probe = encode_pooled(encoder, [np.zeros(SAMPLE_RATE // 2, dtype=np.float32)])
-        if probe.shape[1] != int(meta.params["in_features"]):
+        width = encode_pooled(encoder, [np.zeros(SAMPLE_RATE // 2, np.float32)]).shape[1]
+        if width + len(PROSODY_NAMES) != heads.plain.mean.shape[0]:
             raise ValueError(
-                f"whisper_model_dir {whisper_model_dir!r} gives {probe.shape[1]} pooled "
-                f"features; bundle {meta.name!r} expects {meta.params['in_features']}"
+                f"whisper_model_dir {whisper_model_dir!r} gives {width} pooled features; "
+                f"bundle {meta.name!r} expects {heads.plain.mean.shape[0] - len(PROSODY_NAMES)}"
             )
-        return cls(head=head, meta=meta, encoder=encoder)
+        return cls(heads=heads, meta=meta, encoder=encoder)
 
     @property
     def model_id(self) -> str:
@@ -213,28 +167,57 @@ class VoiceEmotionModel:
         return tuple(self.meta.labels)
 
     def features(self, audios: list[np.ndarray]) -> np.ndarray:
-        """N clips (16 kHz mono float32) -> (N, in_features) pooled encoder features."""
-        return encode_pooled(
+        """N clips -> (N, 788): Whisper mean+std (768) ++ prosody (20)."""
+        pooled = encode_pooled(
             self.encoder, audios, bucket_s=self.bucket_s, batch_size=self.batch_size
         )
+        prosody = np.reshape([prosody_features(a) for a in audios], (len(audios), -1))
+        return np.concatenate([pooled, prosody], 1).astype(np.float64)
 
-    def predict_features(self, features: np.ndarray) -> list[VoicePrediction]:
-        """(N, in_features) pooled features -> N predictions (no encoder involved)."""
-        x = torch.as_tensor(np.asarray(features, dtype=np.float32))
-        if x.ndim != 2 or x.shape[1] != self.head.mean.shape[0]:
-            raise ValueError(
-                f"features must be (N, {self.head.mean.shape[0]}), got {tuple(x.shape)}"
-            )
+    def emotion_probs(
+        self, features: np.ndarray, normalise: str = "none", channel: ChannelStats | None = None
+    ) -> tuple[np.ndarray, ChannelStats | None]:
+        """(N, 788) features -> (N, 7) emotion probabilities (EMOTIONS order; (N, 3) valence
+        ones for a ``target="valence"`` bundle) and the updated channel stats."""
+        x = np.asarray(features, dtype=np.float64)
+        if x.ndim != 2 or x.shape[1] != self.in_features:
+            raise ValueError(f"features must be (N, {self.in_features}), got {x.shape}")
+        if normalise not in NORMALISE:
+            raise ValueError(f"normalise must be one of {NORMALISE}, got {normalise!r}")
+        head, stats = self.heads.plain, None
+        if normalise == "channel":
+            prior = (self.heads.prior_mean.numpy(), self.heads.prior_var.numpy())
+            previous = channel if channel is not None else ChannelStats.empty(x.shape[1])
+            x, stats = channel_normalise(x, previous, *prior, self.prior_weight)
+            head = self.heads.channel
         with torch.no_grad():
-            out = self.head(x)
-            probs = torch.softmax(out.valence_logits, dim=-1).numpy()
-            arousal = None if out.arousal_logits is None else torch.sigmoid(out.arousal_logits)
-        return predictions_from_outputs(
-            probs, None if arousal is None else arousal.numpy(), self.labels
-        )
+            logits = head(torch.as_tensor(x, dtype=torch.float32))
+        return torch.softmax(logits, -1).numpy(), stats
 
-    def predict(self, audios: list[np.ndarray]) -> list[VoicePrediction]:
+    def predict_features(
+        self, features: np.ndarray, normalise: str = "none", channel: ChannelStats | None = None
+    ) -> list[VoicePrediction]:
+        """(N, 788) features -> N predictions (no encoder involved)."""
+        probs, _ = self.emotion_probs(features, normalise, channel)
+        return self._predictions(probs)
+
+    def _predictions(self, probs: np.ndarray) -> list[VoicePrediction]:
+        if self.target == "valence":
+            return predictions_from_outputs(probs, None, self.labels)
+        valence, arousal = valence_arousal(probs)
+        return predictions_from_outputs(valence, arousal, self.labels)
+
+    def predict(
+        self, audios: list[np.ndarray], normalise: str = "none", channel: ChannelStats | None = None
+    ) -> list[VoicePrediction]:
         """N clips, each (samples,) float32 mono at 16 kHz -> N predictions, in order."""
+        return self.predict_channel(audios, channel, normalise)[0]
+
+    def predict_channel(
+        self, audios: list[np.ndarray], channel: ChannelStats | None, normalise: str = "channel"
+    ) -> tuple[list[VoicePrediction], ChannelStats | None]:
+        """One channel's next clips (time order) -> predictions and the updated stats."""
         if not audios:
-            return []
-        return self.predict_features(self.features(audios))
+            return [], channel
+        probs, stats = self.emotion_probs(self.features(audios), normalise, channel)
+        return self._predictions(probs), stats

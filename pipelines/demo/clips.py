@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
+from sentistream.models.audio import SAMPLE_RATE as RATE
 from sentistream.pipelines.demo import synth
 from sentistream.transforms.media.captions import Cue
-from sentistream.transforms.media.decoding import SAMPLE_RATE as RATE
 
 
 def spoken_track(

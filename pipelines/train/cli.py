@@ -1,16 +1,19 @@
 """``sentistream train {face,voice,text,fusion}`` and ``sentistream evaluate {...}``.
 
-    sentistream train fusion --data ../shared/data --out models/weights
+    sentistream train fusion --data ../shared/data --out bundles/
     sentistream train text   --data my_calls.csv --layout manifest --out bundles/
     sentistream evaluate text --data ../shared/data/meld --split dev
-    sentistream evaluate fusion --data scores.csv --bundle bundles/fusion-late-mlp.json
+    sentistream evaluate fusion --data scores.csv --bundle bundles/fusion-late-mlp
+    sentistream evaluate devset --data ../shared/data --out /tmp/devset
+    sentistream evaluate pipeline --data /tmp/devset/manifest.jsonl
 
-``--data`` is a dataset in a standard layout (``--layout`` ravdess | tess | ckplus | meld |
-tweeteval | manifest, or ``auto``), or the shared data root (``ravdess_audio/``, ``tess/``,
-``ckplus48/``, ``meld/``, ``tweeteval/``), where ``train voice`` / ``train text`` run the
-models' own training (``models/training/voice_train.py``, ``models/training/text_train.py``) unchanged.
-Every command writes a JSON report and a Markdown copy (``--report``); ``train`` also writes
-the bundle and its model card (generated from the report) to ``--out``. Splits keep
+``--data`` is a dataset in a standard layout (``--layout``, one of ``LAYOUTS`` in
+``models/training/datasets.py``, or ``auto``), or the shared data root, where ``train
+voice`` / ``train text`` run the recipes of the default bundles (``models/training/voice.py``,
+``models/training/text.py``). Every default bundle comes from ``models/bundle.py``
+``DEFAULT_BUNDLES``. Every command writes a JSON report and a Markdown copy (``--report``);
+``train`` also writes the bundle folder ``OUT/NAME/`` (weights, ``bundle.json``, model card,
+``report.json``). Splits keep
 speakers, subjects and dialogues on one side; runs are seeded and deterministic on CPU.
 Also runnable as ``python -m sentistream.pipelines.train.cli train ...``.
 """
@@ -18,6 +21,7 @@ Also runnable as ``python -m sentistream.pipelines.train.cli train ...``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shlex
 import sys
@@ -26,55 +30,22 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from sentistream.models.bundle import DEFAULT_BUNDLES, REPORT_FILE
 from sentistream.models.training.datasets import LAYOUTS
+from sentistream.pipelines.evaluation import command as evaluation
 from sentistream.pipelines.train import face as train_face
 from sentistream.pipelines.train import fusion as train_fusion
 from sentistream.pipelines.train import text as train_text
 from sentistream.pipelines.train import voice as train_voice
-from sentistream.pipelines.train.common import DEFAULT_BUNDLES, SHARED
-from sentistream.pipelines.train.fusion import (
-    FUSION_SUMMARY,
-    PAIRED_FAILURES,
-    PAIRED_NOTE,
-    TABLE_FAILURES,
-    fixed_rule_predictor,
-)
-from sentistream.pipelines.train.reports import (
-    INTENDED,
-    OUT_OF_SCOPE,
-    metrics_table,
-    render_markdown,
-    subset_table,
-    write_report,
-)
-
-__all__ = [
-    "DEFAULT_BUNDLES",
-    "FUSION_SUMMARY",
-    "INTENDED",
-    "MODELS",
-    "OUT_OF_SCOPE",
-    "PAIRED_FAILURES",
-    "PAIRED_NOTE",
-    "SEEDS",
-    "SHARED",
-    "TABLE_FAILURES",
-    "add_parsers",
-    "build_parser",
-    "fixed_rule_predictor",
-    "main",
-    "metrics_table",
-    "render_markdown",
-    "subset_table",
-    "write_report",
-]
+from sentistream.pipelines.train.common import SEEDS, TrainRequest
+from sentistream.pipelines.train.reports import write_report
 
 MODELS = ("face", "voice", "text", "fusion")
-SEEDS = {"text": 13}  # the models' own default seeds (models/training/text_train.py: 13)
 
 
 def add_parsers(subparsers: argparse._SubParsersAction) -> None:
-    """Register ``train`` and ``evaluate`` (each with face / voice / text / fusion)."""
+    """Register ``train`` and ``evaluate`` (each with face / voice / text / fusion;
+    ``evaluate`` also ``devset`` and ``pipeline``, from ``pipelines/evaluation``)."""
     for command, helptext in (
         ("train", "train (or calibrate) a model and write its bundle, card and report"),
         ("evaluate", "score a bundle on a labelled dataset and write a report"),
@@ -92,6 +63,8 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
             sub.set_defaults(
                 func=_dispatch, command=command, model=model, parser_actions=sub._actions
             )
+        if command == "evaluate":
+            evaluation.add_parsers(models)
 
 
 def _add_arguments(p: argparse.ArgumentParser, command: str, model: str) -> None:
@@ -119,20 +92,34 @@ def _add_arguments(p: argparse.ArgumentParser, command: str, model: str) -> None
         p.add_argument("--hidden", type=int, nargs="+", default=[0, 16], help="0 = logistic")
 
 
+def request_from_args(args: argparse.Namespace) -> TrainRequest:
+    """The frozen request of parsed ``train`` / ``evaluate`` arguments (built once; the
+    Namespace is read, never changed or passed on)."""
+    given = [] if args.seed is None else ["--seed", str(args.seed)]
+    if args.dev_fraction is not None:
+        given += ["--dev-fraction", str(args.dev_fraction)]
+    names = {f.name for f in dataclasses.fields(TrainRequest)}
+    options = {k: v for k, v in vars(args).items() if k in names and v is not None}
+    if "hidden" in options:
+        options["hidden"] = tuple(options["hidden"])
+    options |= {
+        "data": args.data.resolve(),
+        "seed": SEEDS.get(args.model, 0) if args.seed is None else args.seed,
+        "dev_fraction": 0.2 if args.dev_fraction is None else args.dev_fraction,
+        "argv": _command_line(args),
+        "delegate_args": tuple(given),
+        "say": _progress(f"{args.command} {args.model}", args.quiet),
+    }
+    return TrainRequest(**options)
+
+
 def _dispatch(args: argparse.Namespace, beam_args: Sequence[str] = ()) -> int:
     if beam_args:
         raise ValueError(f"unknown options for {args.command} {args.model}: {list(beam_args)}")
     import torch
 
-    torch.set_num_threads(args.threads)
-    args.argv = _command_line(args)
-    args.data = args.data.resolve()
-    args.delegate_args = [] if args.seed is None else ["--seed", str(args.seed)]
-    if args.dev_fraction is not None:
-        args.delegate_args += ["--dev-fraction", str(args.dev_fraction)]
-    args.seed = SEEDS.get(args.model, 0) if args.seed is None else args.seed
-    args.dev_fraction = 0.2 if args.dev_fraction is None else args.dev_fraction
-    args.say = _progress(f"{args.command} {args.model}", args.quiet)
+    request = request_from_args(args)
+    torch.set_num_threads(request.threads)
     handler = {
         ("train", "face"): train_face.train,
         ("train", "voice"): train_voice.train,
@@ -142,12 +129,12 @@ def _dispatch(args: argparse.Namespace, beam_args: Sequence[str] = ()) -> int:
         ("evaluate", "voice"): train_voice.evaluate,
         ("evaluate", "text"): train_text.evaluate,
         ("evaluate", "fusion"): train_fusion.evaluate,
-    }[(args.command, args.model)]
-    report = handler(args)
-    report.setdefault("command", f"sentistream {args.command} {args.model} ...")
-    path = args.report or _default_report(args, report)
+    }[(request.command, request.model)]
+    report = handler(request)
+    report.setdefault("command", f"sentistream {request.command} {request.model} ...")
+    path = request.report or _default_report(request, report)
     write_report(report, path)
-    args.say(f"report: {path} (+ .md)")
+    request.say(f"report: {path} (+ .md)")
     print(json.dumps(report.get("headline", {}), indent=2))
     return 0
 
@@ -178,12 +165,12 @@ def _progress(tag: str, quiet: bool) -> Callable[[str], None]:
     return say
 
 
-def _default_report(args: argparse.Namespace, report: dict[str, Any]) -> Path:
-    """Train: beside the bundle (``NAME.report.json``; ``NAME.train-report.json`` where the
-    model's own training script already wrote its report). Evaluate: the working folder."""
+def _default_report(args: TrainRequest, report: dict[str, Any]) -> Path:
+    """Train: in the bundle's folder (``report.json``; ``train-report.json`` where the
+    model's recipe already wrote its own). Evaluate: the working folder."""
     if args.command == "train" and args.out is not None:
-        suffix = "train-report" if report.get("delegated_to") else "report"
-        return args.out / f"{report.get('name', args.model)}.{suffix}.json"
+        folder = args.out / report.get("name", args.model)
+        return folder / ("train-report.json" if report.get("delegated_to") else REPORT_FILE)
     return Path(f"{args.command}-{args.model}-report.json")
 
 

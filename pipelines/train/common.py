@@ -5,28 +5,65 @@ the dataset from ``--data``, figures with group-bootstrap CIs, and the report di
 
 from __future__ import annotations
 
-import argparse
-import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from sentistream.models.bundle import DEFAULT_BUNDLES
-from sentistream.models.training.datasets import LABELS, Example, read_dataset
-from sentistream.pipelines.train.reports import render_markdown
+from sentistream.models.bundle import BundleMeta
+from sentistream.models.labels import VALENCE_LABELS as LABELS
+from sentistream.models.training.cards import render_markdown
+from sentistream.models.training.datasets import read_dataset
+from sentistream.models.training.examples import Example
 
 SHARED = ("ravdess_audio", "tess", "ckplus48", "meld", "tweeteval")
+SEEDS = {"text": 13}  # the recipes' own default seeds (models/training/text.py: 13)
+
+
+@dataclass(frozen=True)
+class TrainRequest:
+    """One ``sentistream train|evaluate MODEL`` invocation, typed and frozen: built once
+    from the command line (``pipelines/train/cli.py``) and handed to the runner.
+
+    ``seed`` and ``dev_fraction`` are resolved (the model's own default when not given);
+    ``delegate_args`` repeats only the options the user gave, for a recipe's own parser;
+    ``argv`` is the command line that reproduces the run; ``say`` prints progress.
+    """
+
+    command: str
+    model: str
+    data: Path
+    layout: str = "auto"
+    seed: int = 0
+    dev_fraction: float = 0.2
+    report: Path | None = None
+    cache: Path = Path("/tmp/sentistream-train-cache")
+    threads: int = 1
+    bootstrap: int = 1000
+    quiet: bool = False
+    bundle: str | None = None
+    out: Path | None = None
+    name: str | None = None
+    epochs: int = 200
+    checkpoint_dir: Path | None = None
+    split: str | None = None
+    folds: int = 4
+    pairs_per_class: int = 150
+    hidden: tuple[int, ...] = (0, 16)
+    argv: str = ""
+    delegate_args: tuple[str, ...] = ()
+    say: Callable[[str], None] = field(default=lambda message: None, compare=False)
 
 
 def is_root(data: Path, needs: Sequence[str]) -> bool:
     return data.is_dir() and all((data / n).is_dir() for n in needs)
 
 
-def load_examples(args: argparse.Namespace, labelled: bool = True) -> list[Example]:
+def load_examples(args: TrainRequest, labelled: bool = True) -> list[Example]:
     examples = read_dataset(args.data, args.layout)
-    if getattr(args, "split", None):
+    if args.split:
         examples = [e for e in examples if e.split == args.split]
     if labelled:
         examples = [e for e in examples if e.label in LABELS]
@@ -36,7 +73,7 @@ def load_examples(args: argparse.Namespace, labelled: bool = True) -> list[Examp
 
 
 def summary(
-    args: argparse.Namespace, examples: list[Example], probs: np.ndarray, confidence: np.ndarray
+    args: TrainRequest, examples: list[Example], probs: np.ndarray, confidence: np.ndarray
 ) -> dict[str, Any]:
     """Figures with group-bootstrap CIs (groups = speaker / subject / dialogue)."""
     from sentistream.models.training.metrics import classification_summary
@@ -48,7 +85,7 @@ def summary(
     )
 
 
-def data_block(args: argparse.Namespace, examples: list[Example]) -> dict[str, Any]:
+def data_block(args: TrainRequest, examples: list[Example]) -> dict[str, Any]:
     corpora = sorted({e.corpus for e in examples})
     return {
         "path": str(args.data),
@@ -61,7 +98,7 @@ def data_block(args: argparse.Namespace, examples: list[Example]) -> dict[str, A
 
 
 def eval_report(
-    args: argparse.Namespace,
+    args: TrainRequest,
     model_id: str,
     examples: list[Example],
     metrics: dict[str, Any],
@@ -84,34 +121,24 @@ def headline_of(m: dict[str, Any]) -> dict[str, Any]:
     return {k: m[k] for k in keys if k in m}
 
 
-def model_id_of(name: str, out: Path) -> str:
-    """``NAME@1+<sha256 of the weights, 8 hex>``: a changed model never reuses an id."""
-    return f"{name}@1+{hashlib.sha256((out / f'{name}.pt').read_bytes()).hexdigest()[:8]}"
-
-
 def delegated_report(
-    args: argparse.Namespace, model: str, theirs: dict[str, Any], headline: dict[str, Any]
+    args: TrainRequest, meta: BundleMeta, recipe: str, headline: dict[str, Any]
 ) -> dict[str, Any]:
-    """Report of a run of a model's own training script (its card and report are its own)."""
-    from sentistream.models.bundle import load_bundle_meta
-
-    name = DEFAULT_BUNDLES[model]
-    model_id = load_bundle_meta(str(args.out / f"{name}.json"), expected_kind=model).model_id
+    """Report of a run of a model's own recipe (its card and ``report.json`` are its own)."""
     return {
-        "model": model,
-        "name": name,
-        "model_id": model_id,
+        "model": meta.kind,
+        "name": meta.name,
+        "model_id": meta.model_id,
         "seed": args.seed,
         "command": f"sentistream {args.argv}",
-        "delegated_to": f"models/{model}_train.py",
-        "bundle_folder": str(args.out),
-        "headline": {"model_id": model_id, **headline},
-        "details": theirs,
+        "delegated_to": recipe,
+        "bundle_folder": meta.path,
+        "headline": {"model_id": meta.model_id, **headline},
     }
 
 
 def trained_report(
-    args: argparse.Namespace,
+    args: TrainRequest,
     meta: Any,
     examples: list[Example],
     sides: dict[str, list[Example]],
@@ -121,12 +148,16 @@ def trained_report(
     report = eval_report(args, meta.model_id, examples, metrics, task)
     report.update(
         name=meta.name,
-        bundle=str(args.out / f"{meta.name}.json"),
+        bundle=meta.path,
         splits={s: {"n": len(v), "groups": len({e.group for e in v})} for s, v in sides.items()},
     )
     report["failure_modes"] = [
         "trained on the given data only: expect lower figures on "
         "other speakers, channels, domains and languages"
     ]
-    (args.out / f"{meta.name}.md").write_text(render_markdown(report, card=True))
     return report
+
+
+def card_of(report: Any) -> Any:
+    """A ``write_bundle`` card function: the report of ``report(meta)`` as a model card."""
+    return lambda meta: render_markdown(report(meta), card=True)

@@ -4,28 +4,22 @@ a dev side of subjects) and ``sentistream evaluate face`` (its valence on labell
 
 from __future__ import annotations
 
-import argparse
 from typing import Any
 
 import numpy as np
 
-from sentistream.models.training.datasets import LABELS, Example, assign_splits
-from sentistream.pipelines.train.common import eval_report, load_examples, summary
+from sentistream.models.labels import VALENCE_LABELS as LABELS
+from sentistream.models.training.examples import Example
+from sentistream.models.training.splits import assign_splits
+from sentistream.pipelines.train.common import TrainRequest, eval_report, load_examples, summary
 
 
 def _face_probs(examples: list[Example], bundle: str) -> tuple[Any, np.ndarray]:
-    import cv2
-
     from sentistream.models.face.model import FaceExpressionModel
+    from sentistream.models.training.face import read_crops
 
     model = FaceExpressionModel.load(bundle)
-    crops = []
-    for e in examples:
-        img = cv2.imread(e.path_or_text, cv2.IMREAD_GRAYSCALE)
-        if img is None:
-            raise ValueError(f"cannot read image {e.path_or_text}")
-        crops.append(cv2.resize(img, (48, 48), interpolation=cv2.INTER_AREA))
-    return model, model.predict(np.stack(crops))
+    return model, model.predict(read_crops([e.path_or_text for e in examples], size=48))
 
 
 def _valence_view(model: Any, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -35,7 +29,7 @@ def _valence_view(model: Any, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return masses, masses.max(axis=1)
 
 
-def evaluate(args: argparse.Namespace) -> dict[str, Any]:
+def evaluate(args: TrainRequest) -> dict[str, Any]:
     examples = load_examples(args)
     args.say(f"scoring {len(examples)} face images with {args.bundle}")
     model, probs = _face_probs(examples, args.bundle)
@@ -44,11 +38,11 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     return eval_report(args, model.model_id, examples, metrics, "face valence from expressions")
 
 
-def train(args: argparse.Namespace) -> dict[str, Any]:
+def train(args: TrainRequest) -> dict[str, Any]:
     """The face model is pretrained (FER2013): training = temperature calibration, fitted on
     a dev side of subjects and kept only if it lowers ECE on the held-out subjects."""
+    from sentistream.models.training.face import CKPLUS_TO_FER
     from sentistream.models.training.metrics import fit_temperature, softmax_t
-    from sentistream.models.training.face_eval import CKPLUS_TO_FER
 
     examples = load_examples(args)
     sides = assign_splits(examples, args.dev_fraction, args.seed)

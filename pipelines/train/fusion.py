@@ -5,22 +5,21 @@ measured against the pipeline's fixed rule on every subset of modalities.
 
 from __future__ import annotations
 
-import argparse
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from sentistream.models.training.datasets import LABELS
-from sentistream.pipelines.train.common import DEFAULT_BUNDLES, SHARED, is_root
-from sentistream.pipelines.train.reports import INTENDED, OUT_OF_SCOPE, render_markdown
+from sentistream.models.bundle import DEFAULT_BUNDLES
+from sentistream.models.labels import VALENCE_LABELS as LABELS
+from sentistream.models.training.cards import INTENDED, OUT_OF_SCOPE, render_markdown
+from sentistream.pipelines.train.common import SHARED, TrainRequest, is_root
 
 if TYPE_CHECKING:  # torch-heavy modules load when a command runs, not with the CLI
-    from sentistream.models.training.fusion import train as ft
+    from sentistream.models.training.fusion.pairs import ModalityScores, PairSet, Predictor
 
 
-def fixed_rule_predictor(neutral_band: float = 0.2, min_confidence: float = 0.05) -> ft.Predictor:
+def fixed_rule_predictor(neutral_band: float = 0.2, min_confidence: float = 0.05) -> Predictor:
     """The pipeline's fixed rule (``transforms.fusion.fuse_fixed``) as a fusion predictor."""
     from sentistream.models.fusion.learned import MODALITIES
     from sentistream.transforms.fusion import fuse_fixed
@@ -44,16 +43,19 @@ def fixed_rule_predictor(neutral_band: float = 0.2, min_confidence: float = 0.05
     return predict
 
 
-def _score_table(args: argparse.Namespace) -> Path:
+def _score_table(args: TrainRequest) -> Path:
     if args.layout not in ("auto", "manifest"):
         raise ValueError(f"fusion reads a score table (--layout manifest), got {args.layout!r}")
     return args.data
 
 
-def train(args: argparse.Namespace) -> dict[str, Any]:
-    from sentistream.models.training.fusion import train as ft
+def train(args: TrainRequest) -> dict[str, Any]:
+    from sentistream.models.training.fusion import pairs as fp
+    from sentistream.models.training.fusion import scores as fs
+    from sentistream.models.training.fusion.fit import TrainConfig, save_bundle
+    from sentistream.models.training.fusion.train import train_and_compare
 
-    config = ft.TrainConfig(epochs=args.epochs)
+    config = TrainConfig(epochs=args.epochs)
     common = {
         "fixed": fixed_rule_predictor(),
         "hiddens": args.hidden,
@@ -65,21 +67,19 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     }
     components: dict[str, Any] = {}
     if args.layout == "auto" and is_root(args.data, SHARED):
-        scores = ft.shared_scores(
+        scores = fs.shared_scores(
             args.data, cache=args.cache, seed=args.seed, n_folds=args.folds, progress=args.say
         )
-        components = {m: ft.component_metrics(s, seed=args.seed) for m, s in scores.items()}
-        pairs = ft.make_pairs(
+        components = {m: fs.component_metrics(s, seed=args.seed) for m, s in scores.items()}
+        pairs = fp.make_pairs(
             scores, n_folds=args.folds, per_class=args.pairs_per_class, seed=args.seed
         )
         args.say(f"{len(pairs.y)} paired examples in {args.folds} folds")
-        net, result = ft.train_and_compare(pairs, cv=True, **common)
+        net, result = train_and_compare(pairs, cv=True, **common)
         data = _fusion_data_shared(args, pairs, scores)
     else:
-        pairs = ft.read_score_table(_score_table(args))
-        net, result = ft.train_and_compare(
-            pairs, cv=False, dev_fraction=args.dev_fraction, **common
-        )
+        pairs = fp.read_score_table(_score_table(args))
+        net, result = train_and_compare(pairs, cv=False, dev_fraction=args.dev_fraction, **common)
         data = {
             "path": str(args.data),
             "kind": "score table (per-modality scores + labels)",
@@ -92,24 +92,32 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         "mean_over_subsets": {k: v[f"mean_{k}"] for k in ("learned", "fixed", "best_single")},
         "beats_fixed_on": v["vs_fixed"]["better"],
         "loses_to_fixed_on": v["vs_fixed"]["worse"],
-        "report": f"{name}.report.json",
     }
-    meta = ft.save_bundle(net, args.out, name, training_data=data, metrics=metrics)
-    report = _fusion_report(args, meta, data, components, result)
-    (args.out / f"{name}.report.json").write_text(json.dumps(report, indent=2) + "\n")
-    (args.out / f"{name}.md").write_text(render_markdown(report, card=True))
-    return report
+
+    def report(meta: Any) -> dict[str, Any]:
+        return _fusion_report(args, meta, data, components, result)
+
+    meta = save_bundle(
+        net,
+        args.out,
+        name,
+        components=pairs.components or {},
+        training_data=data,
+        metrics=metrics,
+        card=lambda meta: render_markdown(report(meta), card=True),
+    )
+    return report(meta)
 
 
 def _fusion_data_shared(
-    args: argparse.Namespace, pairs: ft.PairSet, scores: dict[str, ft.ModalityScores]
+    args: TrainRequest, pairs: PairSet, scores: dict[str, ModalityScores]
 ) -> dict[str, Any]:
     avail = pairs.x[:, :, 2] > 0.5
     return {
         "kind": "PAIRED examples built from separate corpora, not real multimodal recordings",
         "face": "CK+ (ckplus48), peak-expression sequences, CK+ terms: non-commercial research",
-        "voice": "RAVDESS actors 01-02 (CC BY-NC-SA 4.0) + TESS OAF/YAF (CC BY-NC-ND 4.0)",
-        "text": "MELD train (GPL-3.0 repository; Friends utterances) + TweetEval validation",
+        "voice": "RAVDESS speakers the voice bundle did not train on (CC BY-NC-SA 4.0)",
+        "text": "MELD train dialogues the text recipe held out (GPL-3.0 repository; Friends)",
         "n_pairs": len(pairs.y),
         "folds": args.folds,
         "pairs_per_class_per_fold": args.pairs_per_class,
@@ -119,7 +127,7 @@ def _fusion_data_shared(
 
 
 def _fusion_report(
-    args: argparse.Namespace,
+    args: TrainRequest,
     meta: Any,
     data: dict[str, Any],
     components: dict[str, Any],
@@ -133,7 +141,8 @@ def _fusion_report(
         "model_id": meta.model_id,
         "seed": args.seed,
         "command": f"sentistream {args.argv}",
-        "bundle": str(args.out / f"{meta.name}.json"),
+        "bundle": meta.path,
+        "component_model_ids": meta.params.get("components", {}),
         "task": "3-class valence from per-modality (valence, confidence, present) of face, "
         "voice and text; any subset of modalities",
         "summary": FUSION_SUMMARY.format(hidden=meta.params["hidden"])
@@ -167,9 +176,9 @@ FUSION_SUMMARY = (
 PAIRED_NOTE = (
     " IMPORTANT: no data here has face, voice and words of one person at one moment. The "
     "training and test examples are PAIRS of separately recorded items with the same "
-    "valence label (a CK+ face sequence, a RAVDESS/TESS acted voice clip, a MELD/TweetEval "
-    "sentence), each scored by the shipped component model on items it did not train on "
-    "(held-out predictions; MELD dev, the text model's test side, is not used). Real "
+    "valence label (a CK+ face sequence, an acted RAVDESS voice clip, a MELD "
+    "sentence), each scored by the default component bundle itself on items it did not "
+    "train on (MELD dev, the text model's test side, is not used). Real "
     "recordings have correlated, conflicting and noisier modalities: these figures check "
     "that the model is sound on every subset; they are not its accuracy on calls."
 )
@@ -181,8 +190,9 @@ PAIRED_FAILURES = [
     "the face there",
     "CK+ has no neutral faces: the face never votes neutral in training (it only abstains), "
     "and the face subsets are scored on negative / positive examples only",
-    "acted speech (4 speakers) and TV / Twitter text: other domains shift every component's "
-    "scores and therefore the fusion's calibration",
+    "acted speech and TV dialogue text: other domains shift every component's scores and "
+    "therefore the fusion's calibration; a changed component model needs a retrained fusion "
+    "(LearnedFusion refuses results of other component model ids)",
     "the face confidence in training is that of a 3-frame segment; other frame counts scale "
     "it differently",
 ]
@@ -192,12 +202,14 @@ TABLE_FAILURES = [
 ]
 
 
-def evaluate(args: argparse.Namespace) -> dict[str, Any]:
-    from sentistream.models.training.fusion import train as ft
+def evaluate(args: TrainRequest) -> dict[str, Any]:
     from sentistream.models.fusion.learned import LearnedFusion
+    from sentistream.models.training.fusion.pairs import read_score_table
+    from sentistream.models.training.fusion.train import evaluate_bundle
 
     model = LearnedFusion.load(args.bundle)
-    pairs = ft.read_score_table(_score_table(args))
+    pairs = read_score_table(_score_table(args))
+    _check_table_components(model, pairs.components or {})
     rows = np.arange(len(pairs.y))
     if args.split:
         rows = rows[pairs.split == args.split]
@@ -209,7 +221,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         return out["probs"].argmax(axis=1), out["confidence"]
 
     args.say(f"evaluating {model.model_id} on {len(rows)} rows x 7 subsets")
-    result = ft.evaluate_bundle(
+    result = evaluate_bundle(
         pairs, rows, predictor, fixed_rule_predictor(), seed=args.seed, n_boot=args.bootstrap
     )
     v = result["verdict"]
@@ -227,3 +239,14 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
             "learned_worse_than_fixed_on": v["vs_fixed"]["worse"],
         },
     }
+
+
+def _check_table_components(model: Any, table: dict[str, str]) -> None:
+    """The score table's ``<m>_model_id`` columns against the bundle's components."""
+    for m, got in table.items():
+        want = model.components.get(m)
+        if want is not None and got != want:
+            raise ValueError(
+                f"fusion bundle {model.meta.name!r} was trained on {m} scores of {want!r}; "
+                f"the table's {m}_model_id is {got!r}"
+            )

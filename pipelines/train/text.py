@@ -1,29 +1,30 @@
-"""``sentistream train text`` (the shared data root: ``models/training/text_train.py`` itself; any
-other dataset: a MiniLM + VADER head chosen on a dev side of groups) and
-``sentistream evaluate text``.
+"""``sentistream train text`` (the shared data root: the text recipe,
+``models/training/text.py``; any other dataset: its first stage, a MiniLM + VADER head
+chosen on a dev side of groups) and ``sentistream evaluate text``.
 """
 
 from __future__ import annotations
 
-import argparse
 from typing import Any
 
 import numpy as np
 
-from sentistream.models.training.datasets import LABELS, assign_splits
+from sentistream.models.labels import VALENCE_LABELS as LABELS
+from sentistream.models.training.splits import assign_splits
 from sentistream.pipelines.train.common import (
+    TrainRequest,
+    card_of,
     delegated_report,
     eval_report,
     headline_of,
     is_root,
     load_examples,
-    model_id_of,
     summary,
     trained_report,
 )
 
 
-def evaluate(args: argparse.Namespace) -> dict[str, Any]:
+def evaluate(args: TrainRequest) -> dict[str, Any]:
     from sentistream.models.text.model import TextSentimentModel
 
     examples = load_examples(args)
@@ -34,39 +35,40 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     return eval_report(args, model.model_id, examples, metrics, "text sentiment")
 
 
-def train(args: argparse.Namespace) -> dict[str, Any]:
-    from sentistream.models.training import text_train as tt
-
+def train(args: TrainRequest) -> dict[str, Any]:
     if args.layout == "auto" and is_root(args.data, ("meld", "tweeteval")):
-        args.say("data root: running models/training/text_train.py (MELD train + TweetEval)")
-        theirs = tt.main(["--data", str(args.data), "--out", str(args.out), *args.delegate_args])
-        return delegated_report(args, "text", theirs, {"meld_dev": theirs["metrics"]["meld_dev"]})
+        from sentistream.models.bundle import load_bundle_meta
+        from sentistream.models.training import text as recipe
+
+        args.say("data root: running the text recipe (models/training/text.py)")
+        out = ["--data", str(args.data), "--out", str(args.out), "--threads", str(args.threads)]
+        theirs = recipe.main([*out, "--cache", str(args.cache / "text"), *args.delegate_args])
+        meta = load_bundle_meta(theirs["bundle"], expected_kind="text")
+        headline = {"meld_dev": headline_of(theirs["metrics"]["meld_dev"])}
+        return delegated_report(args, meta, "models/training/text.py", headline)
     return _train_text_generic(args)
 
 
-def _train_text_generic(args: argparse.Namespace) -> dict[str, Any]:
+def _train_text_generic(args: TrainRequest) -> dict[str, Any]:
     import torch
 
-    from sentistream.models.training import text_train as tt
-    from sentistream.models.bundle import BundleMeta, save_bundle_meta
-    from sentistream.models.text.model import normalize_text
-    from sentistream.models.training.text_data import lazy_encoder
+    from sentistream.models.bundle import write_bundle
+    from sentistream.models.text.features import assemble_features, normalize_text
+    from sentistream.models.training import text_head as th
 
     examples = load_examples(args)
     sides = assign_splits(examples, args.dev_fraction, args.seed)
-    encoder = lazy_encoder()
-
+    encoder = th.lazy_encoder()
     data = {}
     for side, items in sides.items():
         if items:
-            feats = tt.cached_features(
-                [normalize_text(e.path_or_text) for e in items], args.cache, encoder
-            )
+            texts = [normalize_text(e.path_or_text) for e in items]
+            feats = th.cached_features(texts, args.cache, encoder)
             data[side] = (feats, np.array([LABELS.index(e.label) for e in items]))
     best = None
-    for config in tt.grid([0]):
-        x = {s: tt.assemble_features(config.features, f) for s, (f, _) in data.items()}
-        head, score, epoch = tt.train_head(
+    for config in th.grid([0]):
+        x = {s: assemble_features(config.features, f) for s, (f, _) in data.items()}
+        head, score, epoch = th.train_head(
             x["train"],
             data["train"][1],
             x["dev"],
@@ -80,10 +82,7 @@ def _train_text_generic(args: argparse.Namespace) -> dict[str, Any]:
             best = (score, config, head, x)
     assert best is not None
     score, config, head, x = best
-    temperature = tt.fit_temperature(head, x["dev"], data["dev"][1])
-    name = args.name or "text-custom"
-    args.out.mkdir(parents=True, exist_ok=True)
-    torch.save(head.state_dict(), args.out / f"{name}.pt")
+    temperature = th.fit_head_temperature(head, x["dev"], data["dev"][1])
     side = "test" if "test" in data else "dev"
     with torch.no_grad():
         probs = torch.softmax(head(torch.from_numpy(x[side])), -1).numpy()
@@ -91,22 +90,26 @@ def _train_text_generic(args: argparse.Namespace) -> dict[str, Any]:
     metrics = {label: summary(args, sides[side], probs, probs.max(axis=1))}
     params = {
         "features": list(config.features),
-        "embedding_dim": tt.EMBEDDING_DIM,
+        "embedding_dim": th.EMBEDDING_DIM,
         "hidden": config.hidden,
         "dropout": 0.0,
     }
     selected = {**config._asdict(), "temperature": temperature}
-    meta = BundleMeta(
-        name,
-        model_id_of(name, args.out),
-        "text",
-        LABELS,
-        f"{name}.pt",
-        params,
-        {"data": str(args.data)},
-        {"selected": selected, **{k: headline_of(v) for k, v in metrics.items()}},
+    task = "text sentiment (MiniLM + VADER head)"
+
+    def report(meta: Any) -> dict[str, Any]:
+        return trained_report(args, meta, examples, sides, metrics, task)
+
+    meta = write_bundle(
+        args.out,
+        name=args.name or "text-custom",
+        kind="text",
+        version="1",
+        labels=LABELS,
+        state=head.state_dict(),
+        params=params,
+        training_data={"data": str(args.data)},
+        metrics={"selected": selected, **{k: headline_of(v) for k, v in metrics.items()}},
+        card=card_of(report),
     )
-    save_bundle_meta(meta, args.out)
-    return trained_report(
-        args, meta, examples, sides, metrics, "text sentiment (MiniLM + VADER head)"
-    )
+    return report(meta)

@@ -8,18 +8,16 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from sentistream.models.asr.align import AsrWord, Span, assign_words
 from sentistream.models.asr.transcriber import (
-    SAMPLE_RATE,
     AsrOptions,
-    AsrWord,
-    Span,
     Transcriber,
-    assign_words,
     compression_ratio,
     finish,
     pack,
     trim_bounds,
 )
+from sentistream.models.audio import SAMPLE_RATE
 from sentistream.models.training.asr_eval import edit_distance, normalise, number_words, wer
 
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 from skimage import data as skdata
 
-from sentistream.models.bundle import load_bundle_meta
+from sentistream.models.bundle import BUNDLE_FILE, WEIGHTS_FILE, load_bundle_meta
 from sentistream.models.face.model import (
     FER2013_LABELS,
     FaceBox,
@@ -24,7 +24,8 @@ from sentistream.models.face.model import (
     mini_xception,
     preprocess_crops,
 )
-from sentistream.models.training.face_eval import evaluate_ckplus, expected_calibration_error, macro_f1
+from sentistream.models.training.face import evaluate_ckplus
+from sentistream.models.training.metrics import expected_calibration_error, macro_f1
 
 BUNDLE = "face-fer2013-minixception"
 # Where the astronaut's face is (x, y, w, h), checked by eye on the 512x512 image.
@@ -111,18 +112,18 @@ def test_batch_equals_items_one_by_one(model: FaceExpressionModel) -> None:
 
 
 def _copy_bundle(tmp_path: Path) -> Path:
+    """A copy of the shipped bundle's folder; returns its ``bundle.json``."""
     meta = load_bundle_meta(BUNDLE)
-    shutil.copy(meta.weights_path, tmp_path / meta.weights)
-    dst = tmp_path / f"{BUNDLE}.json"
-    shutil.copy(meta.weights_path.with_suffix(".json"), dst)
-    return dst
+    folder = tmp_path / BUNDLE
+    shutil.copytree(meta.path, folder)
+    return folder / BUNDLE_FILE
 
 
 def test_strict_load_fails_on_missing_weight(tmp_path: Path) -> None:
     path = _copy_bundle(tmp_path)
-    state = torch.load(tmp_path / f"{BUNDLE}.pt", weights_only=True)
+    state = torch.load(path.parent / WEIGHTS_FILE, weights_only=True)
     del state["head.bias"]
-    torch.save(state, tmp_path / f"{BUNDLE}.pt")
+    torch.save(state, path.parent / WEIGHTS_FILE)
     with pytest.raises(ValueError, match=r"(?s)do not fit.*head\.bias"):
         FaceExpressionModel.load(str(path))
 
@@ -262,7 +263,7 @@ def test_aggregate_confidence_reflects_frames_with_a_face() -> None:
 def test_eval_metric_functions() -> None:
     conf = np.array([0.9, 0.9, 0.6, 0.6])
     assert expected_calibration_error(conf, np.array([1, 1, 1, 0], bool)) == pytest.approx(0.1)
-    assert macro_f1(np.array([0, 0, 1, 1]), np.array([0, 0, 1, 1])) == 1.0
+    assert macro_f1(np.array([0, 0, 1, 1]), np.array([0, 0, 1, 1]), 2) == 1.0
 
 
 # ---------------------------------------------------------------------------- CK+

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import torch
 
-from sentistream.models.training.fusion import train as ft
 from sentistream.models.fusion.learned import (
     MODALITIES,
     FusedScore,
@@ -19,6 +18,10 @@ from sentistream.models.fusion.learned import (
     inputs_from_results,
     modality_features,
 )
+from sentistream.models.training.fusion import compare as fc
+from sentistream.models.training.fusion import fit as ff
+from sentistream.models.training.fusion import pairs as fp
+from sentistream.models.training.splits import group_folds
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,7 @@ class Result:
     present: bool
     valence: float | None = None
     confidence: float | None = None
+    model_id: str | None = None
 
 
 def synthetic(n: int, seed: int, *, no_neutral_face: bool = False) -> tuple[np.ndarray, ...]:
@@ -52,7 +56,7 @@ def trained() -> tuple[LateFusionNet, dict]:
     torch.set_num_threads(1)
     x, y = synthetic(1500, 0)
     xd, yd = synthetic(500, 1)
-    return ft.train_fusion(x, y, xd, yd, ft.TrainConfig(hidden=8, epochs=60), seed=0)
+    return ff.train_fusion(x, y, xd, yd, ff.TrainConfig(hidden=8, epochs=60), seed=0)
 
 
 def test_features_vanish_when_absent_and_when_neutral() -> None:
@@ -81,11 +85,11 @@ def test_trained_net_handles_every_subset(trained: tuple[LateFusionNet, dict]) -
     net, info = trained
     assert info["best_epoch"] >= 1 and 0.05 <= info["temperature"] <= 20
     x, y = synthetic(2000, 3)
-    predict = ft.net_predictor(net)
-    ok = ft.valid_subsets(x)
+    predict = ff.net_predictor(net)
+    ok = fp.valid_subsets(x)
     accuracy = {}
-    for s, subset in enumerate(ft.SUBSETS):
-        pred, conf = predict(ft.apply_subset(x[ok[:, s]], subset))
+    for s, subset in enumerate(fp.SUBSETS):
+        pred, conf = predict(fp.apply_subset(x[ok[:, s]], subset))
         accuracy[subset] = float(np.mean(pred == y[ok[:, s]]))
         assert ((conf >= 1 / 3 - 1e-6) & (conf <= 1)).all()
     assert min(accuracy.values()) > 0.55  # chance is 1/3
@@ -111,12 +115,12 @@ def test_a_class_missing_a_modality_does_not_teach_presence() -> None:
     feature, and the other modalities still work alone."""
     x, y = synthetic(1500, 5, no_neutral_face=True)
     xd, yd = synthetic(400, 6, no_neutral_face=True)
-    net, _ = ft.train_fusion(x, y, xd, yd, ft.TrainConfig(hidden=0, epochs=40), seed=0)
+    net, _ = ff.train_fusion(x, y, xd, yd, ff.TrainConfig(hidden=0, epochs=40), seed=0)
     assert net.confidence_mask.tolist() == [0.0, 1.0, 1.0]
     xt, yt = synthetic(1500, 7)
-    only_text = ft.apply_subset(xt, ("text",))
+    only_text = fp.apply_subset(xt, ("text",))
     rows = xt[:, 2, 2] > 0
-    pred, _ = ft.net_predictor(net)(only_text[rows])
+    pred, _ = ff.net_predictor(net)(only_text[rows])
     assert np.mean(pred == yt[rows]) > 0.6
     assert np.mean(pred[yt[rows] == 1] == 1) > 0.4  # neutral still predicted without a face
 
@@ -124,7 +128,7 @@ def test_a_class_missing_a_modality_does_not_teach_presence() -> None:
 def test_cell_weights_balance_subsets_and_classes() -> None:
     subset = np.array([0, 0, 0, 1, 1, 2])
     y = np.array([0, 0, 1, 1, 1, 2])
-    w = ft.cell_weights(subset, y)
+    w = ff.cell_weights(subset, y)
     assert w.mean() == pytest.approx(1.0)
     totals = {
         (s, k): w[(subset == s) & (y == k)].sum() for s, k in set(zip(subset, y, strict=True))
@@ -132,12 +136,12 @@ def test_cell_weights_balance_subsets_and_classes() -> None:
     assert len(set(np.round(list(totals.values()), 6))) == 1
 
 
-def _scores(modality: str, n_groups: int, labels: tuple[int, ...], seed: int) -> ft.ModalityScores:
+def _scores(modality: str, n_groups: int, labels: tuple[int, ...], seed: int) -> fp.ModalityScores:
     rng = np.random.default_rng(seed)
     n = n_groups * 6
     y = np.array([labels[i % len(labels)] for i in range(n)])
     probs = rng.dirichlet(np.ones(3), n).astype(np.float32)
-    return ft.ModalityScores(
+    return fp.ModalityScores(
         modality,
         np.array([f"{modality}-{i}" for i in range(n)]),
         y,
@@ -156,12 +160,12 @@ def test_pairs_share_labels_and_never_mix_folds() -> None:
         "voice": _scores("voice", 4, (0, 1, 2), 1),
         "text": _scores("text", 12, (0, 1, 2), 2),
     }
-    pairs = ft.make_pairs(scores, n_folds=4, per_class=10, seed=0)
+    pairs = fp.make_pairs(scores, n_folds=4, per_class=10, seed=0)
     assert len(pairs.y) == 4 * 3 * 10 and set(pairs.group) == {f"fold{f}" for f in range(4)}
     face_there = pairs.x[:, 0, 2] > 0
     assert not face_there[pairs.y == 1].any() and face_there[pairs.y != 1].all()
     assert (pairs.x[:, 1:, 2] > 0).all()
-    folds = {m: ft.fold_of(s.groups, 4, k) for k, (m, s) in enumerate(scores.items())}
+    folds = {m: group_folds(s.groups, 4, k) for k, (m, s) in enumerate(scores.items())}
     for m, s in scores.items():  # each modality's fold holds whole groups
         for g in set(s.groups):
             assert len(set(folds[m][s.groups == g])) == 1
@@ -169,22 +173,35 @@ def test_pairs_share_labels_and_never_mix_folds() -> None:
 
 def test_compare_subsets_reports_seven_rows() -> None:
     x, y = synthetic(300, 8)
-    pairs = ft.PairSet(x, np.where(x[:, :, 2] > 0, 1, -1), y, np.array(["g"] * len(y)),
+    pairs = fp.PairSet(x, np.where(x[:, :, 2] > 0, 1, -1), y, np.array(["g"] * len(y)),
                        np.array([""] * len(y)))  # fmt: skip
 
     def fixed(xs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         v = (xs[:, :, 0] * xs[:, :, 2]).sum(1)
         return np.digitize(v, [-0.2, 0.2]), np.full(len(xs), 0.5)
 
-    table = ft.compare_subsets(pairs, np.arange(len(y)), lambda s, r: fixed(pairs.x[r]), fixed,
+    table = fc.compare_subsets(pairs, np.arange(len(y)), lambda s, r: fixed(pairs.x[r]), fixed,
                                seed=0, n_boot=20)  # fmt: skip
-    assert [r["subset"] for r in table] == ["+".join(s) for s in ft.SUBSETS]
+    assert [r["subset"] for r in table] == ["+".join(s) for s in fp.SUBSETS]
     assert all(r["learned_minus_fixed_accuracy"]["diff"] is not None for r in table)
 
 
+COMPONENTS = {"face": "face-a@1", "voice": "voice-b@2", "text": "text-c@1"}
+
+
 def _bundle(tmp_path: Path, trained) -> Path:
-    meta = ft.save_bundle(trained[0], tmp_path, "fusion-test", training_data={}, metrics={})
-    return tmp_path / f"{meta.name}.json"
+    meta = ff.save_bundle(
+        trained[0],
+        tmp_path,
+        "fusion-test",
+        components=COMPONENTS,
+        training_data={},
+        metrics={},
+        card=lambda meta: f"# {meta.model_id}\n",
+    )
+    assert Path(meta.path) == tmp_path / "fusion-test"
+    assert {p.name for p in Path(meta.path).iterdir()} == {"bundle.json", "weights.pt", "card.md"}
+    return Path(meta.path) / "bundle.json"
 
 
 def test_bundle_round_trip_and_fuse(tmp_path: Path, trained) -> None:
@@ -206,6 +223,26 @@ def test_bundle_round_trip_and_fuse(tmp_path: Path, trained) -> None:
     np.testing.assert_allclose(x, [[0.8, 0.9, 1.0], [0, 0, 0], [0.5, 0.7, 1.0]], rtol=1e-6)
 
 
+def test_bundle_refuses_results_of_other_components(tmp_path: Path, trained) -> None:
+    path = _bundle(tmp_path, trained)
+    model = LearnedFusion.load(str(path.parent))
+    assert model.components == COMPONENTS
+    ours = {
+        "voice": Result(True, 0.5, 0.8, "voice-b@2"),
+        "text": Result(True, 0.4, 0.9, "text-c@1"),
+    }
+    assert model.fuse(ours).present == ("voice", "text")
+    other = {**ours, "voice": Result(True, 0.5, 0.8, "voice-other@1")}
+    with pytest.raises(ValueError, match="(?s)voice-b@2.*voice-other@1.*allow_other_components"):
+        model.fuse(other)
+    with pytest.raises(ValueError, match="voice-other@1"):
+        model.fuse_many([ours, other])
+    absent = {**ours, "voice": Result(False, model_id="voice-other@1")}
+    assert model.fuse(absent).present == ("text",)  # absent results are not checked
+    lenient = LearnedFusion.load(str(path), allow_other_components=True)
+    assert lenient.fuse(other) == model.fuse(ours)
+
+
 def test_strict_load_fails_clearly_on_a_mismatched_bundle(tmp_path: Path, trained) -> None:
     path = _bundle(tmp_path, trained)
     meta = json.loads(path.read_text())
@@ -223,9 +260,9 @@ def test_shipped_bundle_fuses_pipeline_results() -> None:
     from sentistream.models.bundle import shipped_weights_dir
     from sentistream.transforms.records import ModalityResult
 
-    if not (shipped_weights_dir() / "fusion-late-mlp.json").is_file():
-        pytest.skip("fusion-late-mlp is not shipped in this tree")
+    assert (shipped_weights_dir() / "fusion-late-mlp" / "bundle.json").is_file()
     model = LearnedFusion.load()
+    assert set(model.components) == set(MODALITIES)  # trained on the default components
     fused = model.fuse(
         {
             "face": ModalityResult.absent("face", "no_face"),

@@ -11,28 +11,24 @@ import pytest
 import torch
 
 from sentistream.models.bundle import resolve_bundle
+from sentistream.models.text.features import (
+    normalize_text,
+    surface_features,
+    vader_labels,
+    vader_valence,
+)
 from sentistream.models.text.model import (
     DEFAULT_BUNDLE,
     LABELS,
     TextHead,
     TextSentimentModel,
     build_text_head,
-    normalize_text,
     probs_to_predictions,
-    surface_features,
-    vader_labels,
-    vader_valence,
 )
 
 NEGATIVE = "This is terrible, I hate it and I want a refund."
 POSITIVE = "This is wonderful, I love it, thank you so much!"
 NEUTRAL = "The meeting is scheduled for Tuesday at 3 pm."
-
-
-def fake_encoder(texts: list[str]) -> np.ndarray:
-    """Deterministic stand-in for MiniLM: (N, 384) from a hash of each text."""
-    rows = [np.random.default_rng(sum(map(ord, t))).standard_normal(384) for t in texts]
-    return np.asarray(rows, dtype=np.float32).reshape(len(texts), 384)
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +73,7 @@ def test_head_shapes_and_bad_params() -> None:
         TextHead(in_dim=0, num_classes=3)
 
 
-def test_empty_text_raises() -> None:
+def test_empty_text_raises(fake_encoder) -> None:
     m = TextSentimentModel.load(DEFAULT_BUNDLE, encoder=fake_encoder)
     assert len(m.predict(["fine"])) == 1
     with pytest.raises(ValueError, match=r"texts\[1\] is empty"):
@@ -87,7 +83,7 @@ def test_empty_text_raises() -> None:
     assert m.predict([]) == []
 
 
-def test_strict_load_fails_on_mismatched_bundle(tmp_path: Path) -> None:
+def test_strict_load_fails_on_mismatched_bundle(fake_encoder, tmp_path: Path) -> None:
     src = resolve_bundle(DEFAULT_BUNDLE)
     meta = json.loads(src.read_text())
     shutil.copy(src.parent / meta["weights"], tmp_path / meta["weights"])
@@ -98,7 +94,7 @@ def test_strict_load_fails_on_mismatched_bundle(tmp_path: Path) -> None:
         TextSentimentModel.load(str(bad), encoder=fake_encoder)
 
 
-def test_wrong_kind_and_encoder_shape(tmp_path: Path) -> None:
+def test_wrong_kind_and_encoder_shape(fake_encoder, tmp_path: Path) -> None:
     src = resolve_bundle(DEFAULT_BUNDLE)
     meta = json.loads(src.read_text())
     shutil.copy(src.parent / meta["weights"], tmp_path / meta["weights"])
@@ -115,29 +111,9 @@ def test_wrong_kind_and_encoder_shape(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_shipped_model_polarity(model: TextSentimentModel) -> None:
-    neg, pos, neu = model.predict([NEGATIVE, POSITIVE, NEUTRAL])
-    assert model.model_id.startswith("text-minilm-vader-lr@")
-    assert model.labels == LABELS
-    assert neg.valence < -0.4 and max(neg.probs, key=neg.probs.__getitem__) == "negative"
-    assert pos.valence > 0.4 and max(pos.probs, key=pos.probs.__getitem__) == "positive"
-    assert abs(neu.valence) < 0.2 and max(neu.probs, key=neu.probs.__getitem__) == "neutral"
-    for p in (neg, pos, neu):
-        assert -1.0 <= p.valence <= 1.0 and 0.0 <= p.confidence <= 1.0
-
-
-@pytest.mark.slow
-def test_batch_equals_items(model: TextSentimentModel) -> None:
-    texts = [NEGATIVE, POSITIVE, NEUTRAL, "Oh my God!", "Whatever, fine."]
-    batched = model.predict_proba(texts)
-    singles = np.concatenate([model.predict_proba([t]) for t in texts])
-    np.testing.assert_allclose(batched, singles, atol=1e-5)
-
-
-@pytest.mark.slow
 @pytest.mark.data
 def test_beats_vader_on_meld_dev_sample(model: TextSentimentModel, shared_data: Path) -> None:
-    from sentistream.models.training.text_train import load_meld, weighted_f1
+    from sentistream.models.training.text_head import load_meld, weighted_f1
 
     dev = load_meld(shared_data / "meld" / "dev_sent_emo.csv")
     idx = np.random.default_rng(0).choice(len(dev.texts), size=300, replace=False)

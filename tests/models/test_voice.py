@@ -1,4 +1,5 @@
-"""Voice branch: Whisper front end and pooled encoder, head bundle loading, predictions."""
+"""Voice model (models/voice/): prosody, channel normalisation, hierarchical heads, bundle
+loading, the shipped bundle."""
 
 from __future__ import annotations
 
@@ -8,146 +9,145 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from faster_whisper.feature_extractor import FeatureExtractor
 
+from sentistream.models.audio import read_audio
 from sentistream.models.bundle import BundleMeta, load_bundle_meta, save_bundle_meta
+from sentistream.models.training.voice_fit import read_clips
+from sentistream.models.voice.features import (
+    EMOTIONS,
+    PROSODY_NAMES,
+    ChannelStats,
+    VoiceHeads,
+    channel_normalise,
+    channel_prior,
+    prosody_features,
+    valence_arousal,
+    zscore,
+)
 from sentistream.models.voice.model import (
     LABELS,
     VoiceEmotionModel,
-    VoiceHead,
     confidence_from_probs,
-    load_head,
-)
-from sentistream.models.training.voice_train import augment, read_corpora, read_wav, scores
-from sentistream.models.whisper import (
-    SAMPLE_RATE,
-    encode_pooled,
-    load_whisper,
-    load_whisper_asr,
-    log_mel_spectrogram,
-    resample_to_16k,
+    load_heads,
 )
 
-BUNDLE = "voice-whisper-tiny-lr"
+REPO = Path(__file__).resolve().parents[2]
+
+BUNDLE = "voice-whisper-tiny-v2"
 
 
-def _speechlike(seconds: float, seed: int = 0, f0: float = 140.0) -> np.ndarray:
-    """A voiced-sounding test signal: harmonics of a wobbling f0 under a syllable envelope."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
-    phase = 2 * np.pi * np.cumsum(f0 * (1 + 0.05 * np.sin(2 * np.pi * 3 * t))) / SAMPLE_RATE
-    voiced = sum(np.sin(k * phase) / k for k in range(1, 12))
-    envelope = 0.5 * (1 + np.sin(2 * np.pi * 4 * t))
-    audio = 0.1 * envelope * voiced + 0.005 * rng.standard_normal(t.size)
-    return audio.astype(np.float32)
+# -------------------------------------------------------------------- prosody
 
 
-@pytest.fixture(scope="module")
-def encoder():  # noqa: ANN201 - ctranslate2 type
-    torch.set_num_threads(1)
-    return load_whisper(threads=1)
-
-
-@pytest.fixture(scope="module")
-def model() -> VoiceEmotionModel:
-    torch.set_num_threads(1)
-    return VoiceEmotionModel.load(BUNDLE, threads=1)
-
-
-# -------------------------------------------------------------------- front end
-
-
-@pytest.mark.parametrize("seconds", [0.5, 3.0, 7.3])
-def test_log_mel_matches_faster_whisper(seconds: float) -> None:
-    audio = _speechlike(seconds)
-    ours = log_mel_spectrogram(audio)
-    ref = FeatureExtractor()(audio)
-    assert ours.shape == ref.shape == (80, (audio.size + 160) // 160)
-    np.testing.assert_allclose(ours, ref, atol=1e-4)
-
-
-@pytest.mark.data
-def test_log_mel_matches_faster_whisper_on_real_clip(shared_data: Path) -> None:
-    audio, sr = read_wav(shared_data / "ravdess_audio/Actor_01/03-01-03-01-01-01-01.wav")
-    wave16 = resample_to_16k(audio, sr)
-    np.testing.assert_allclose(log_mel_spectrogram(wave16), FeatureExtractor()(wave16), atol=1e-4)
-
-
-def test_log_mel_batch_normalises_each_clip_alone() -> None:
-    quiet, loud = _speechlike(1.0, seed=1) * 0.01, _speechlike(1.0, seed=2)
-    batch = log_mel_spectrogram(np.stack([quiet, loud]), padding=0)
-    np.testing.assert_allclose(batch[0], log_mel_spectrogram(quiet, padding=0), atol=1e-5)
-
-
-@pytest.mark.parametrize("sr", [48_000, 24_414, 8_000])
-def test_resample_keeps_duration_and_pitch(sr: int) -> None:
-    t = np.arange(sr) / sr
-    out = resample_to_16k(np.sin(2 * np.pi * 440 * t).astype(np.float32), sr)
-    assert out.dtype == np.float32 and abs(out.size - SAMPLE_RATE) <= 40
-    peak_hz = np.argmax(np.abs(np.fft.rfft(out))) * SAMPLE_RATE / out.size
-    assert abs(peak_hz - 440) < 2
-
-
-def test_bad_inputs_name_the_argument() -> None:
-    with pytest.raises(ValueError, match="sr"):
-        resample_to_16k(np.zeros(10, np.float32), 0)
-    with pytest.raises(ValueError, match="audio"):
-        resample_to_16k(np.zeros((2, 10), np.float32), 16_000)
-
-
-# -------------------------------------------------------------------- encoder
-
-
-@pytest.mark.slow
-def test_encoder_is_cached_and_shared_with_asr(encoder) -> None:  # noqa: ANN001
-    assert load_whisper(threads=1) is encoder
-    assert load_whisper_asr(threads=1).model is encoder
-
-
-@pytest.mark.slow
-def test_encode_pooled_batch_equals_items(encoder) -> None:  # noqa: ANN001
-    clips = [_speechlike(s, seed=i) for i, s in enumerate([3.0, 1.2, 2.9, 0.25, 4.4, 3.1])]
-    batch = encode_pooled(encoder, clips, batch_size=4)
-    items = np.concatenate([encode_pooled(encoder, [c]) for c in clips])
-    assert batch.shape == (6, 768) and np.isfinite(batch).all()
-    np.testing.assert_allclose(batch, items, atol=1e-3, rtol=1e-3)
-    assert not np.allclose(batch[0], batch[1])
-
-
-@pytest.mark.slow
-def test_encode_pooled_chunks_long_clips(encoder) -> None:  # noqa: ANN001
-    long = _speechlike(31.0)
-    out = encode_pooled(encoder, [long, long[: SAMPLE_RATE * 20]])
-    assert out.shape == (2, 768) and np.isfinite(out).all()
-    with pytest.raises(ValueError, match=r"audios\[1\]"):
-        encode_pooled(encoder, [long, np.zeros(0, np.float32)])
-
-
-# -------------------------------------------------------------------- head and bundle
-
-
-def _write_bundle(folder: Path, head: VoiceHead, params: dict[str, object]) -> Path:
-    torch.save(head.state_dict(), folder / "v.pt")
-    meta = BundleMeta(
-        name="v", model_id="v@test", kind="voice", labels=LABELS, weights="v.pt", params=params
+def test_prosody_shape_pitch_and_level(speechlike) -> None:
+    low, high = (
+        prosody_features(speechlike(2.0, f0=140)),
+        prosody_features(speechlike(2.0, f0=220)),
     )
+    assert low.shape == (len(PROSODY_NAMES),) and low.dtype == np.float32
+    assert np.isfinite(low).all() and np.isfinite(high).all()
+    f0 = PROSODY_NAMES.index("f0_median_st")
+    assert high[f0] - low[f0] == pytest.approx(12 * np.log2(220 / 140), abs=1.0)
+    assert low[f0] == pytest.approx(12 * np.log2(140 / 100), abs=1.0)
+    loud = prosody_features(speechlike(2.0, f0=140, gain=1.0))
+    energy = PROSODY_NAMES.index("energy_db_mean")
+    assert loud[energy] - low[energy] == pytest.approx(20.0, abs=0.5)
+    dur = PROSODY_NAMES.index("log_duration_s")
+    assert low[dur] == pytest.approx(np.log(2.0), abs=1e-3)
+
+
+def test_prosody_handles_short_and_silent_clips(speechlike) -> None:
+    for audio in (np.zeros(100, np.float32), speechlike(0.05), np.zeros(8000, np.float32)):
+        assert np.isfinite(prosody_features(audio)).all()
+    with pytest.raises(ValueError, match="audio"):
+        prosody_features(np.zeros((2, 10), np.float32))
+
+
+# -------------------------------------------------------------------- channel normalisation
+
+
+def test_channel_normalise_in_one_call_equals_carried_stats() -> None:
+    rng = np.random.default_rng(0)
+    x, prior = rng.normal(3, 2, (9, 5)), (np.zeros(5), np.ones(5))
+    whole, stats = channel_normalise(x, ChannelStats.empty(5), *prior)
+    carried, parts = ChannelStats.empty(5), []
+    for chunk in (x[:1], x[1:4], x[4:]):
+        out, carried = channel_normalise(chunk, carried, *prior)
+        parts.append(out)
+    np.testing.assert_allclose(np.concatenate(parts), whole, atol=1e-6)
+    assert stats.n == carried.n == 9
+    np.testing.assert_allclose(stats.total, x.sum(0))
+
+
+def test_channel_normalise_tends_to_the_channel_zscore() -> None:
+    rng = np.random.default_rng(1)
+    x = rng.normal(10, 3, (400, 4))
+    history = ChannelStats(400, x.sum(0), (x * x).sum(0))
+    out, _ = channel_normalise(x[:3], history, np.zeros(4), np.ones(4), prior_weight=1.0)
+    np.testing.assert_allclose(out, zscore(x, np.zeros(400))[:3], atol=0.02)
+    # With no history the prior dominates: the first clip is pulled to the prior mean only half.
+    first, _ = channel_normalise(x[:1], ChannelStats.empty(4), np.zeros(4), np.ones(4))
+    np.testing.assert_allclose(first[0], (x[0] - x[0] / 2) / np.sqrt(0.5), rtol=1e-5)
+
+
+def test_channel_normalise_validates() -> None:
+    with pytest.raises(ValueError, match="features"):
+        channel_normalise(np.zeros((2, 3)), ChannelStats.empty(4), np.zeros(4), np.ones(4))
+    with pytest.raises(ValueError, match="prior_weight"):
+        channel_normalise(np.zeros((2, 4)), ChannelStats.empty(4), np.zeros(4), np.ones(4), 0)
+
+
+def test_channel_prior_and_zscore() -> None:
+    x = np.array([[0.0], [2.0], [10.0], [14.0]])
+    groups = np.array(["a", "a", "b", "b"])
+    mean, var = channel_prior(x, groups)
+    assert mean[0] == pytest.approx(6.5) and var[0] == pytest.approx((1 + 4) / 2)
+    np.testing.assert_allclose(zscore(x, groups)[:, 0], [-1, 1, -1, 1])
+
+
+# -------------------------------------------------------------------- head
+
+
+def test_valence_arousal_sum_the_emotions() -> None:
+    p = np.eye(len(EMOTIONS))
+    valence, arousal = valence_arousal(p)
+    expected = {"neutral": 1, "happy": 2, "sad": 0, "angry": 0, "fearful": 0, "disgust": 0,
+                "surprised": 2}  # fmt: skip
+    assert [int(np.argmax(v)) for v in valence] == [expected[e] for e in EMOTIONS]
+    np.testing.assert_allclose(valence.sum(1), 1.0)
+    assert arousal[EMOTIONS.index("angry")] == 1.0 and arousal[EMOTIONS.index("sad")] == 0.0
+    mixed = np.full((1, len(EMOTIONS)), 1 / len(EMOTIONS))
+    assert valence_arousal(mixed)[1][0] == pytest.approx(4 / 6)
+
+
+def _write(folder: Path, heads: VoiceHeads, params: dict[str, object]) -> Path:
+    torch.save(heads.state_dict(), folder / "weights.pt")
+    params = {"head": "emotion-hierarchical-v2", **params}
+    meta = BundleMeta("v", "v@test", "voice", LABELS, "weights.pt", params)
     return save_bundle_meta(meta, folder)
 
 
-def test_strict_load_rejects_mismatched_weights(tmp_path: Path) -> None:
-    linear = VoiceHead(in_features=768, hidden=0, arousal=True)
-    path = _write_bundle(tmp_path, linear, {"in_features": 768, "hidden": 32, "arousal": True})
-    with pytest.raises(ValueError, match="do not match the head"):
-        load_head(load_bundle_meta(str(path), expected_kind="voice"))
-    with pytest.raises(ValueError, match="do not match the head"):
-        VoiceEmotionModel.load(str(path))
-    path = _write_bundle(tmp_path, linear, {"in_features": 768, "hidden": 0, "arousal": True})
-    assert isinstance(load_head(load_bundle_meta(str(path))), VoiceHead)
+def test_bundle_loads_strictly(tmp_path: Path) -> None:
+    path = _write(tmp_path, VoiceHeads(in_features=10), {"in_features": 12})
+    with pytest.raises(ValueError, match="do not match the heads"):
+        load_heads(load_bundle_meta(str(path)))
+    with pytest.raises(ValueError, match="do not match the heads"):
+        VoiceEmotionModel.load(str(tmp_path))
+    path = _write(tmp_path, VoiceHeads(in_features=12), {"in_features": 12})
+    assert isinstance(load_heads(load_bundle_meta(str(path))), VoiceHeads)
+    valence = VoiceHeads(in_features=12, n_classes=3)
+    path = _write(tmp_path, valence, {"in_features": 12, "target": "valence"})
+    assert load_heads(load_bundle_meta(str(path))).plain.linear.out_features == 3
+    with pytest.raises(ValueError, match="do not match the heads"):
+        load_heads(load_bundle_meta(str(_write(tmp_path, valence, {"in_features": 12}))))
 
 
-def test_load_rejects_bundle_of_another_kind(tmp_path: Path) -> None:
-    path = _write_bundle(tmp_path, VoiceHead(in_features=8), {"in_features": 8})
+def test_load_rejects_other_heads_and_kinds(tmp_path: Path) -> None:
+    path = _write(tmp_path, VoiceHeads(in_features=8), {"in_features": 8})
     data = json.loads(path.read_text())
+    path.write_text(json.dumps({**data, "params": {**data["params"], "head": "linear-v1"}}))
+    with pytest.raises(ValueError, match="params\\['head'\\]"):
+        load_heads(load_bundle_meta(str(path)))
     path.write_text(json.dumps({**data, "kind": "face"}))
     with pytest.raises(ValueError, match="expected 'voice'"):
         VoiceEmotionModel.load(str(path))
@@ -159,40 +159,54 @@ def test_confidence_is_one_minus_normalised_entropy() -> None:
     np.testing.assert_allclose(confidence_from_probs(probs), expected, atol=1e-9)
 
 
-def test_scores_and_augment() -> None:
-    result = scores(np.array([0, 0, 1, 2]), np.array([0, 1, 1, 2]))
-    assert result["accuracy"] == 0.75
-    assert result["macro_f1"] == pytest.approx((2 / 3 + 2 / 3 + 1) / 3)
-    audio = _speechlike(1.0)
-    assert augment(audio, "speed1.1", 0).size == pytest.approx(audio.size / 1.1, abs=2)
-    noisy = augment(audio, "noise20", 0)
-    snr = 10 * np.log10(np.sum(audio**2) / np.sum((noisy - audio) ** 2))
-    assert snr == pytest.approx(20, abs=0.5)
+# -------------------------------------------------------------------- shipped bundle
 
 
-# -------------------------------------------------------------------- shipped model
+@pytest.fixture(scope="module")
+def model() -> VoiceEmotionModel:
+    torch.set_num_threads(1)
+    return VoiceEmotionModel.load(BUNDLE, threads=1)
 
 
-@pytest.mark.slow
-def test_predictions_in_range(model: VoiceEmotionModel) -> None:
-    clips = [_speechlike(3.0), _speechlike(0.4, seed=3, f0=220), np.zeros(8000, np.float32)]
-    preds = model.predict(clips)
-    assert len(preds) == 3 and model.predict([]) == []
-    assert model.model_id.startswith(BUNDLE + "@") and model.labels == LABELS
-    for p in preds:
-        assert -1 <= p.valence <= 1 and 0 <= p.confidence <= 1
-        assert p.arousal is not None and -1 <= p.arousal <= 1
-        assert set(p.probs) == set(LABELS) and sum(p.probs.values()) == pytest.approx(1, abs=1e-5)
-        assert p.valence == pytest.approx(p.probs["positive"] - p.probs["negative"], abs=1e-6)
+def test_shipped_bundle_metadata() -> None:
+    meta = load_bundle_meta(BUNDLE, expected_kind="voice")
+    assert meta.params["head"] == "emotion-hierarchical-v2" and meta.labels == LABELS
+    assert meta.params["in_features"] == 768 + len(PROSODY_NAMES)
+    assert tuple(meta.params["emotions"]) == EMOTIONS
+    assert meta.metrics["report"] == f"docs/reports/{BUNDLE}.json"
+    report = json.loads((REPO / meta.metrics["report"]).read_text())
+    assert report["model_id"] == meta.model_id and "v2-channel" in report["recipes"]
+    assert set(meta.training_data["speakers"]) == set(report["n_clips"])
+    state = torch.load(meta.weights_path, weights_only=True)
+    heads = VoiceHeads(in_features=meta.params["in_features"])
+    heads.load_state_dict(state, strict=True)
 
 
 @pytest.mark.slow
-def test_predict_batch_equals_items(model: VoiceEmotionModel) -> None:
-    clips = [_speechlike(s, seed=i) for i, s in enumerate([2.0, 3.5, 1.0])]
+def test_predictions_in_range_and_batch_equals_items(speechlike, model: VoiceEmotionModel) -> None:
+    clips = [speechlike(2.5, seed=1), speechlike(1.0, seed=2, f0=220), speechlike(3.0, 3)]
+    assert model.model_id.startswith(BUNDLE + "@") and model.predict([]) == []
     batch = model.predict(clips)
-    for clip, pred in zip(clips, batch, strict=True):
-        (alone,) = model.predict([clip])
-        assert alone.valence == pytest.approx(pred.valence, abs=1e-4)
+    for clip, p in zip(clips, batch, strict=True):
+        assert -1 <= p.valence <= 1 and 0 <= p.confidence <= 1 and p.arousal is not None
+        assert sum(p.probs.values()) == pytest.approx(1, abs=1e-5)
+        assert model.predict([clip])[0].valence == pytest.approx(p.valence, abs=1e-4)
+
+
+@pytest.mark.slow
+def test_channel_mode_carries_stats(speechlike, model: VoiceEmotionModel) -> None:
+    clips = [speechlike(2.0, seed=i, f0=120 + 20 * i) for i in range(4)]
+    together, stats = model.predict_channel(clips, None)
+    first, mid = model.predict_channel(clips[:2], None)
+    rest, end = model.predict_channel(clips[2:], mid)
+    assert stats is not None and end is not None and stats.n == end.n == 4
+    for a, b in zip(together, first + rest, strict=True):
+        assert a.valence == pytest.approx(b.valence, abs=1e-4)
+    assert model.predict(clips, normalise="channel")[3].valence == pytest.approx(
+        together[3].valence, abs=1e-4
+    )
+    with pytest.raises(ValueError, match="normalise"):
+        model.predict(clips, normalise="speaker")
 
 
 @pytest.mark.slow
@@ -200,13 +214,12 @@ def test_predict_batch_equals_items(model: VoiceEmotionModel) -> None:
 def test_happy_reads_more_positive_than_angry_or_sad(
     model: VoiceEmotionModel, shared_data: Path
 ) -> None:
-    """A sanity check on a few real clips (these speakers are in the shipped head's
-    training set: held-out figures are in the model card, not here)."""
-    clips = [c for c in read_corpora(shared_data) if c.emotion in ("happy", "angry", "sad")]
-    chosen = [c for e in ("happy", "angry", "sad") for c in clips if c.emotion == e][::6]
-    audios = [resample_to_16k(*read_wav(Path(c.path))) for c in chosen]
+    """Sanity on a few clips of speakers the bundle never heard (actors 03-22, FLAC)."""
+    trained = set(model.meta.training_data["speakers"])
+    clips = [c for c in read_clips(shared_data) if c.speaker not in trained]
+    chosen = [c for c in clips if c.emotion in ("happy", "angry", "sad")][::20]
+    audios = [read_audio(c.path) for c in chosen]
     valence = np.array([p.valence for p in model.predict(audios)])
     emotion = np.array([c.emotion for c in chosen])
-    assert (emotion == "happy").sum() >= 3 and (emotion != "happy").sum() >= 6
     assert valence[emotion == "happy"].mean() > valence[emotion == "angry"].mean()
     assert valence[emotion == "happy"].mean() > valence[emotion == "sad"].mean()

@@ -59,13 +59,17 @@ def test_built_wheel_is_complete_and_imports(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     missing = _source_modules() - names
     assert not missing, f"modules missing from the wheel: {sorted(missing)}"
-    weights = sorted(n for n in names if n.startswith("sentistream/models/weights/"))
+    prefix = "sentistream/models/weights/"
+    weights = sorted(n[len(prefix) :] for n in names if n.startswith(prefix))
     shipped = sorted(
-        p.name
-        for p in (REPO / "models" / "weights").iterdir()
+        str(p.relative_to(REPO / "models" / "weights"))
+        for p in (REPO / "models" / "weights").glob("*/*")
         if p.is_file() and p.suffix in {".pt", ".json", ".md", ".txt"}
     )
-    assert [Path(n).name for n in weights if Path(n).suffix != ".py"] == shipped
+    assert [n for n in weights if not n.endswith(".py")] == shipped
+    for bundle in {n.split("/")[0] for n in shipped}:  # one folder per bundle, all parts in it
+        assert {f"{bundle}/{f}" for f in ("bundle.json", "weights.pt", "card.md")} <= set(shipped)
+    assert not any(n.startswith("sentistream/docs/") or "report" in n for n in weights)
     assert not any(n.startswith(("models/", "pipelines/", "transforms/")) for n in names)
 
     target = tmp_path / "site"
@@ -90,10 +94,11 @@ def test_built_wheel_is_complete_and_imports(tmp_path):
         "    mod = importlib.import_module(m)\n"
         f"    assert mod.__file__.startswith({str(target)!r}), (m, mod.__file__)\n"
         "from sentistream.models.bundle import shipped_weights_dir\n"
-        "print(len(list(shipped_weights_dir().glob('*.json'))))\n"
+        "print(len(list(shipped_weights_dir().glob('*/bundle.json'))))\n"
     )
     env = {**os.environ, "PYTHONPATH": str(target)}
     out = subprocess.run(
         [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True
     )
     assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == str(len({n.split("/")[0] for n in shipped}))

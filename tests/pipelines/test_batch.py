@@ -39,7 +39,7 @@ def _speech(text: str, seconds: float, at: float = 0.5) -> np.ndarray:
     import torch
     import torchaudio
 
-    from sentistream.transforms.media.decoding import SAMPLE_RATE
+    from sentistream.models.audio import SAMPLE_RATE
 
     audio, rate = tts(text)
     audio = trim_silence(audio)

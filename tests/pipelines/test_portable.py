@@ -37,6 +37,7 @@ def clip(tmp_path_factory) -> Path:
     import torchaudio
     from skimage import data as skdata
 
+    from sentistream.models.audio import SAMPLE_RATE
     from sentistream.pipelines.demo.synth import (
         talking_head_frames,
         trim_silence,
@@ -44,7 +45,6 @@ def clip(tmp_path_factory) -> Path:
         write_media,
         write_vtt,
     )
-    from sentistream.transforms.media.decoding import SAMPLE_RATE
 
     d = tmp_path_factory.mktemp("portable_media")
     audio, rate = tts(SENTENCE)

@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 
 from sentistream.models.fusion.learned import LearnedFusion
+from sentistream.models.training.cards import render_markdown
 from sentistream.pipelines.train import cli as train_cli
+from sentistream.pipelines.train.fusion import fixed_rule_predictor
 from sentistream.transforms.fusion import fuse_fixed
 from sentistream.transforms.records import ModalityResult
 
@@ -70,7 +72,7 @@ def test_fixed_rule_adapter_matches_fuse_fixed() -> None:
         ],
         dtype=np.float32,
     )
-    pred, conf = train_cli.fixed_rule_predictor()(x)
+    pred, conf = fixed_rule_predictor()(x)
     for i, row in enumerate(x):
         results = {m: ModalityResult(m, True, float(row[k, 0]), float(row[k, 1]))
                    for k, m in enumerate(("face", "voice", "text")) if row[k, 2]}  # fmt: skip
@@ -90,10 +92,11 @@ def test_train_and_evaluate_fusion_end_to_end(tmp_path: Path) -> None:
     table = write_score_table(tmp_path / "scores.csv")
     out = tmp_path / "bundles"
     assert _train(table, out, "--checkpoint-dir", str(tmp_path / "ckpt")) == 0
-    for suffix in (".pt", ".json", ".md", ".report.json", ".report.md"):
-        assert (out / f"fusion-late-mlp{suffix}").is_file(), suffix
+    folder = out / "fusion-late-mlp"
+    for name in ("weights.pt", "bundle.json", "card.md", "report.json", "report.md"):
+        assert (folder / name).is_file(), name
     assert list((tmp_path / "ckpt").glob("final-h0.pt"))
-    report = json.loads((out / "fusion-late-mlp.report.json").read_text())
+    report = json.loads((folder / "report.json").read_text())
     table_rows = report["comparison"]["subsets"]
     assert [r["subset"] for r in table_rows] == [
         "face", "voice", "text", "face+voice", "face+text", "voice+text", "face+voice+text"
@@ -103,13 +106,13 @@ def test_train_and_evaluate_fusion_end_to_end(tmp_path: Path) -> None:
             assert 0 <= r[method]["accuracy"] <= 1 and 0 <= r[method]["ece"] <= 1
             assert len(r[method]["weighted_f1_ci95"]) == 2
     assert report["comparison"]["evaluated_on"] == "test split"
-    card = (out / "fusion-late-mlp.md").read_text()
+    card = (folder / "card.md").read_text()
     assert "PAIRS" not in card  # a user's score table is not paired data
     assert "## Intended use" in card and "| face+voice+text |" in card
 
-    bundle = out / "fusion-late-mlp.json"
+    bundle = folder
     model = LearnedFusion.load(str(bundle))
-    assert model.model_id == report["model_id"]
+    assert model.model_id == report["model_id"] and model.components == {}
     ev = tmp_path / "eval.json"
     argv = ["evaluate", "fusion", "--data", str(table), "--bundle", str(bundle), "--split",
             "test", "--report", str(ev), "--bootstrap", "50", "--quiet"]  # fmt: skip
@@ -126,8 +129,28 @@ def test_train_fusion_is_deterministic(tmp_path: Path) -> None:
     ids = []
     for run in ("a", "b"):
         assert _train(table, tmp_path / run) == 0
-        ids.append(json.loads((tmp_path / run / "fusion-late-mlp.json").read_text())["model_id"])
+        meta = tmp_path / run / "fusion-late-mlp" / "bundle.json"
+        ids.append(json.loads(meta.read_text())["model_id"])
     assert ids[0] == ids[1]
+
+
+def test_fusion_records_and_checks_component_ids(tmp_path: Path, capsys) -> None:
+    def with_ids(src: Path, dst: Path, voice_id: str) -> Path:
+        rows = src.read_text().splitlines()
+        dst.write_text(
+            "\n".join([rows[0] + ",voice_model_id"] + [r + f",{voice_id}" for r in rows[1:]])
+        )
+        return dst
+
+    table = write_score_table(tmp_path / "scores.csv")
+    ours = with_ids(table, tmp_path / "ours.csv", "voice-a@1")
+    assert _train(ours, tmp_path / "out") == 0
+    bundle = tmp_path / "out" / "fusion-late-mlp"
+    assert LearnedFusion.load(str(bundle)).components == {"voice": "voice-a@1"}
+    other = with_ids(table, tmp_path / "other.csv", "voice-b@1")
+    argv = ["evaluate", "fusion", "--data", str(other), "--bundle", str(bundle), "--quiet"]
+    assert train_cli.main(argv) == 2
+    assert "voice-a@1" in (err := capsys.readouterr().err) and "voice-b@1" in err
 
 
 def test_bad_score_table_fails_with_a_clear_message(tmp_path: Path, capsys) -> None:
@@ -141,7 +164,7 @@ def test_render_markdown_tables() -> None:
     m = {"n": 10, "accuracy": 0.5, "accuracy_ci95": [0.3, 0.7], "macro_f1": 0.4,
          "macro_f1_ci95": [0.2, 0.6], "weighted_f1": 0.45, "weighted_f1_ci95": [0.25, 0.65],
          "ece": 0.1}  # fmt: skip
-    text = train_cli.render_markdown(
+    text = render_markdown(
         {"name": "x", "model_id": "x@1", "metrics": {"test": m}, "command": "sentistream ..."},
         card=True,
     )
@@ -208,12 +231,61 @@ def test_train_and_evaluate_text_on_a_manifest(tmp_path: Path) -> None:
     argv = ["train", "text", "--data", str(manifest), "--out", str(out), "--epochs", "20",
             "--bootstrap", "20", "--quiet", "--cache", str(tmp_path / "cache")]  # fmt: skip
     assert train_cli.main(argv) == 0
-    report = json.loads((out / "text-custom.report.json").read_text())
+    report = json.loads((out / "text-custom" / "report.json").read_text())
     assert report["metrics"]["test"]["accuracy"] > 0.4  # chance 1/3; 30 training texts
-    assert (out / "text-custom.md").read_text().count("## Intended use") == 1
+    assert (out / "text-custom" / "card.md").read_text().count("## Intended use") == 1
     ev = tmp_path / "ev.json"
-    bundle = str(out / "text-custom.json")
+    bundle = str(out / "text-custom")
     argv = ["evaluate", "text", "--data", str(manifest), "--bundle", bundle, "--split",
             "test", "--report", str(ev), "--quiet"]  # fmt: skip
     assert train_cli.main(argv) == 0
     assert json.loads(ev.read_text())["metrics"]["all"]["n"] == 15
+
+
+def write_voice_manifest(folder: Path, n: int = 36) -> Path:
+    """Short generated 'speech' (harmonic tones; pitch rises with the label) as 16-bit wav."""
+    import wave
+
+    rng = np.random.default_rng(0)
+    lines = ["media,label,group,split"]
+    for i in range(n):
+        y, sr = i % 3, 16_000
+        t = np.arange(int(0.8 * sr)) / sr
+        f0 = 120 + 60 * y + rng.normal(0, 5)
+        audio = sum(np.sin(2 * np.pi * k * f0 * t) / k for k in range(1, 6)) * 0.1
+        audio *= 0.5 * (1 + np.sin(2 * np.pi * 3 * t))
+        with wave.open(str(folder / f"clip{i}.wav"), "wb") as f:
+            f.setnchannels(1)
+            f.setsampwidth(2)
+            f.setframerate(sr)
+            f.writeframes((audio * 32767).astype("<i2").tobytes())
+        split = ("train", "train", "dev", "test")[(i // 3) % 4]
+        lines.append(f"clip{i}.wav,{LABELS[y]},speaker{i // 6}-{split},{split}")
+    (folder / "voices.csv").write_text("\n".join(lines) + "\n")
+    return folder / "voices.csv"
+
+
+@pytest.mark.slow
+def test_train_and_evaluate_voice_on_a_manifest(tmp_path: Path) -> None:
+    """The generic voice path: flat valence heads on the recipe's features, then evaluate."""
+    from sentistream.models.voice.model import VoiceEmotionModel
+
+    manifest = write_voice_manifest(tmp_path)
+    out = tmp_path / "bundles"
+    argv = ["train", "voice", "--data", str(manifest), "--out", str(out), "--bootstrap", "20",
+            "--quiet", "--cache", str(tmp_path / "cache")]  # fmt: skip
+    assert train_cli.main(argv) == 0
+    folder = out / "voice-custom"
+    assert {p.name for p in folder.iterdir()} >= {"bundle.json", "weights.pt", "card.md"}
+    report = json.loads((folder / "report.json").read_text())
+    model = VoiceEmotionModel.load(str(folder), threads=1)
+    assert model.model_id == report["model_id"] and model.target == "valence"
+    assert report["metrics"]["test"]["n"] == 9
+    ev = tmp_path / "ev.json"
+    argv = ["evaluate", "voice", "--data", str(manifest), "--bundle", str(folder), "--split",
+            "test", "--report", str(ev), "--bootstrap", "20", "--quiet"]  # fmt: skip
+    assert train_cli.main(argv) == 0
+    metrics = json.loads(ev.read_text())["metrics"]
+    assert set(metrics) == {"channel (as run scores it)", "clips alone"}
+    assert metrics["clips alone"]["n"] == 9
+    assert metrics["clips alone"]["accuracy"] == report["metrics"]["test"]["accuracy"]

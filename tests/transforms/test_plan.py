@@ -11,6 +11,7 @@ from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing.util import assert_that, equal_to
 
+from sentistream.models.audio import SAMPLE_RATE
 from sentistream.pipelines.demo.synth import write_media, write_vtt
 from sentistream.transforms.config import (
     AsrConfig,
@@ -21,7 +22,6 @@ from sentistream.transforms.config import (
 )
 from sentistream.transforms.decode import DecodeAndSegmentFn, iter_segments
 from sentistream.transforms.media.captions import Cue
-from sentistream.transforms.media.decoding import SAMPLE_RATE
 from sentistream.transforms.plan import ORDER, DataPath, plan
 from sentistream.transforms.policy import parse_rules
 from sentistream.transforms.records import VideoRef

@@ -14,9 +14,9 @@ from apache_beam.ml.inference.base import RunInference
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing.util import assert_that, equal_to
 
+from sentistream.models.audio import SAMPLE_RATE as SR
 from sentistream.transforms.asr import NAMESPACE, AsrHandler
 from sentistream.transforms.config import AsrConfig, ModelRuntime
-from sentistream.transforms.media.decoding import SAMPLE_RATE as SR
 from sentistream.transforms.records import (
     DeadLetter,
     PolicyDecision,

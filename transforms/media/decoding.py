@@ -20,10 +20,10 @@ from typing import BinaryIO
 import av
 import numpy as np
 
+from sentistream.models.audio import SAMPLE_RATE
 from sentistream.transforms.config import DecodeConfig
 from sentistream.transforms.records import Frame
 
-SAMPLE_RATE = 16_000  # Hz; the one audio rate in transforms/ (VAD, Whisper): import it
 # Chunks are not held back for a stream lagging this far (ended, sparse, badly interleaved).
 MAX_STREAM_LAG_S = 10.0
 # Timestamp jumps in the audio larger than this are filled with silence.

@@ -26,9 +26,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sentistream.models.audio import SAMPLE_RATE
 from sentistream.transforms.config import SegmentConfig
 from sentistream.transforms.media.captions import Cue
-from sentistream.transforms.media.decoding import SAMPLE_RATE
 
 VAD_WINDOW = 512  # Silero's frame, in samples: buffers are cut on this grid
 KIND_CAPTIONS = "captions"

@@ -11,12 +11,6 @@ from typing import Any
 
 import numpy as np
 
-from sentistream.models.training.metrics import (
-    accuracy,
-    classification_summary,
-    paired_bootstrap_diff,
-    weighted_f1,
-)
 from sentistream.models.fusion.learned import MODALITIES
 from sentistream.models.training.fusion.fit import TrainConfig, fit_select, net_predictor
 from sentistream.models.training.fusion.pairs import (
@@ -26,6 +20,12 @@ from sentistream.models.training.fusion.pairs import (
     Progress,
     apply_subset,
     valid_subsets,
+)
+from sentistream.models.training.metrics import (
+    accuracy,
+    classification_summary,
+    paired_bootstrap_diff,
+    weighted_f1,
 )
 
 

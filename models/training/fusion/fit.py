@@ -6,17 +6,16 @@ dev NLL over every subset, temperature scaling, the hidden-width choice, and the
 from __future__ import annotations
 
 import copy
-import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 
-from sentistream.models.training.metrics import fit_temperature
-from sentistream.models.training.datasets import LABELS
-from sentistream.models.fusion.learned import MODALITIES, LateFusionNet
+from sentistream.models.bundle import BundleMeta, write_bundle
+from sentistream.models.fusion.learned import FEATURES_VERSION, MODALITIES, LateFusionNet
+from sentistream.models.labels import VALENCE_LABELS as LABELS
 from sentistream.models.training.fusion.pairs import (
     SUBSET_MASKS,
     PairSet,
@@ -26,6 +25,7 @@ from sentistream.models.training.fusion.pairs import (
     say,
     valid_subsets,
 )
+from sentistream.models.training.metrics import fit_temperature
 
 
 class TrainConfig(NamedTuple):
@@ -196,26 +196,22 @@ def save_bundle(
     out: Path,
     name: str,
     *,
+    components: dict[str, str],
     training_data: dict[str, Any],
     metrics: dict[str, Any],
-) -> Any:
-    """Write ``name.pt`` and ``name.json`` (kind ``fusion``) to ``out``; returns the meta."""
-    from sentistream.models.bundle import BundleMeta, save_bundle_meta
-    from sentistream.models.fusion.learned import FEATURES_VERSION
-
-    out.mkdir(parents=True, exist_ok=True)
-    weights = out / f"{name}.pt"
-    torch.save(net.state_dict(), weights)
-    digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:8]
+    card: Callable[[BundleMeta], str],
+    report: dict[str, Any] | None = None,
+) -> BundleMeta:
+    """Write the fusion bundle ``out/name/`` (``write_bundle``); ``components`` (modality ->
+    component ``model_id``) is what ``LearnedFusion`` checks its inputs against."""
     hidden = net.net[0].out_features if isinstance(net.net, torch.nn.Sequential) else 0
-    meta = BundleMeta(
+    return write_bundle(
+        out,
         name=name,
-        model_id=f"{name}@1+{digest}",
         kind="fusion",
+        version="1",
         labels=LABELS,
-        weights=weights.name,
-        training_data=training_data,
-        metrics=metrics,
+        state=net.state_dict(),
         params={
             "modalities": list(MODALITIES),
             "features": FEATURES_VERSION,
@@ -223,7 +219,10 @@ def save_bundle(
             "dropout": 0.0,
             "min_confidence": 0.0,
             "temperature": round(float(net.temperature), 4),
+            "components": dict(components),
         },
+        training_data=training_data,
+        metrics=metrics,
+        card=card,
+        report=report,
     )
-    save_bundle_meta(meta, out)
-    return meta

@@ -14,8 +14,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from sentistream.models.training.datasets import LABELS, read_table_rows
 from sentistream.models.fusion.learned import MODALITIES
+from sentistream.models.labels import VALENCE_LABELS as LABELS
+from sentistream.models.training.examples import read_table_rows
+from sentistream.models.training.splits import group_folds
 
 SUBSETS: tuple[tuple[str, ...], ...] = tuple(
     s for k in range(1, len(MODALITIES) + 1) for s in combinations(MODALITIES, k)
@@ -43,14 +45,16 @@ class ModalityScores(NamedTuple):
 
 class PairSet(NamedTuple):
     """Examples for fusion: ``x`` (N, 3, 3) (valence, confidence, available) per modality,
-    ``single_pred`` (N, 3) each modality's own class (-1: unavailable), ``y`` (N,),
-    ``group`` (N,) fold or group id, ``split`` (N,) ``train``/``dev``/``test``/``""``."""
+        ``single_pred`` (N, 3) each modality's own class (-1: unavailable), ``y`` (N,),
+        ``group`` (N,) fold or group id, ``split`` (N,) ``train``/``dev``/``test``/``""``;
+    ``components``: the component model id of each modality, where known."""
 
     x: np.ndarray
     single_pred: np.ndarray
     y: np.ndarray
     group: np.ndarray
     split: np.ndarray
+    components: dict[str, str] | None = None  # modality -> the model_id that scored it
 
 
 def say(progress: Progress | None, message: str) -> None:
@@ -62,23 +66,13 @@ def say(progress: Progress | None, message: str) -> None:
 # --------------------------------------------------------------------------- pairs
 
 
-def fold_of(groups: Sequence[str] | np.ndarray, n_folds: int, seed: int) -> np.ndarray:
-    """(N,) fold index per item: the groups, shuffled (seeded), dealt round-robin."""
-    if n_folds < 2:
-        raise ValueError(f"n_folds must be >= 2, got {n_folds}")
-    uniq = sorted(set(np.asarray(groups).tolist()))
-    order = np.random.default_rng(seed).permutation(len(uniq))
-    fold_by_group = {uniq[j]: i % n_folds for i, j in enumerate(order)}
-    return np.array([fold_by_group[g] for g in np.asarray(groups).tolist()], dtype=np.int64)
-
-
 def make_pairs(
     scores: Mapping[str, ModalityScores], *, n_folds: int, per_class: int, seed: int
 ) -> PairSet:
     """``per_class`` pairs per fold and class; each part is drawn from its modality's items
     of that class and fold (cycling through a seeded permutation, so all are used)."""
     rng = np.random.default_rng(seed)
-    folds = {m: fold_of(s.groups, n_folds, seed + k) for k, (m, s) in enumerate(scores.items())}
+    folds = {m: group_folds(s.groups, n_folds, seed + k) for k, (m, s) in enumerate(scores.items())}
     x, single, ys, fold_ids = [], [], [], []
     for f in range(n_folds):
         for k in range(len(LABELS)):
@@ -107,6 +101,7 @@ def make_pairs(
         np.concatenate(ys),
         np.concatenate(fold_ids),
         np.full(sum(map(len, ys)), ""),
+        {name: s.model_id for name, s in scores.items()},
     )
 
 
@@ -114,7 +109,8 @@ def read_score_table(path: Path, neutral_band: float = 0.2) -> PairSet:
     """A table of per-modality scores with labels (CSV, JSONL or Parquet): ``label``,
     optional ``group`` and ``split``, and per modality ``<m>_valence``, ``<m>_confidence``,
     optional ``<m>_present`` and ``<m>_label`` (the modality's own class; default: its
-    valence against ``neutral_band``). The pipeline's output columns fit as they are."""
+    valence against ``neutral_band``), optional ``<m>_model_id`` (the component model that
+    scored it; one id per modality). The pipeline's output columns fit as they are."""
     path = Path(path)
     if path.suffix.lower() == ".parquet":
         import pyarrow.parquet as pq
@@ -129,6 +125,7 @@ def read_score_table(path: Path, neutral_band: float = 0.2) -> PairSet:
     x = np.zeros((n, len(MODALITIES), 3), dtype=np.float32)
     single = np.full((n, len(MODALITIES)), -1, dtype=np.int64)
     y, group, split = np.zeros(n, dtype=np.int64), [], []
+    ids: dict[str, set[str]] = {m: set() for m in MODALITIES}
     for i, r in enumerate(rows):
         label = r.get("label", "").strip().lower()
         if label not in LABELS:
@@ -142,10 +139,16 @@ def read_score_table(path: Path, neutral_band: float = 0.2) -> PairSet:
             if not v or not c or flag in ("false", "0", "no"):
                 continue
             x[i, m] = (np.clip(float(v), -1, 1), np.clip(float(c), 0, 1), 1.0)
+            if r.get(f"{name}_model_id", "").strip():
+                ids[name].add(r[f"{name}_model_id"].strip())
             own = r.get(f"{name}_label", "").strip().lower()
             band = 2 if float(v) > neutral_band else 0 if float(v) < -neutral_band else 1
             single[i, m] = LABELS.index(own) if own in LABELS else band
-    return PairSet(x, single, y, np.array(group), np.array(split))
+    mixed = {m: sorted(v) for m, v in ids.items() if len(v) > 1}
+    if mixed:
+        raise ValueError(f"{path}: rows scored by several models of one modality: {mixed}")
+    components = {m: v.pop() for m, v in ids.items() if v}
+    return PairSet(x, single, y, np.array(group), np.array(split), components)
 
 
 def split_rows(pairs: PairSet, dev_fraction: float, seed: int) -> dict[str, np.ndarray]:
@@ -157,7 +160,7 @@ def split_rows(pairs: PairSet, dev_fraction: float, seed: int) -> dict[str, np.n
     train = np.flatnonzero(np.isin(pairs.split, ["", "train"]))
     if len(sides["dev"]) == 0:
         n = max(2, round(1 / dev_fraction))
-        held = fold_of(pairs.group[train], n, seed) == 0
+        held = group_folds(pairs.group[train], n, seed) == 0
         sides["dev"], train = train[held], train[~held]
     for name, idx in (("train", train), ("dev", sides["dev"])):
         if len(idx) == 0:

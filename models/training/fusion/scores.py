@@ -1,7 +1,8 @@
-"""Held-out scores of the three component models on real labelled items, the inputs of
-the fusion's paired examples (see :mod:`sentistream.models.training.fusion.train`): face (CK+,
-never trained on), voice (leave-one-speaker-out), text (group k-fold out-of-fold); a
-disk cache for them, and each component's own held-out figures.
+"""Held-out scores of the three default component bundles (``DEFAULT_BUNDLES``), scored by
+the bundles themselves on real labelled items they never trained on: the inputs of the
+fusion's paired examples (see :mod:`sentistream.models.training.fusion.train`). Face: CK+;
+voice: RAVDESS / TESS speakers outside the bundle's training speakers; text: the MELD train
+dialogues the text recipe held out. A disk cache for them, and each component's figures.
 """
 
 from __future__ import annotations
@@ -13,35 +14,39 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
+from sentistream.models.audio import read_audio
+from sentistream.models.bundle import (
+    BUNDLE_FILE,
+    DEFAULT_BUNDLES,
+    WEIGHTS_FILE,
+    shipped_weights_dir,
+)
+from sentistream.models.face.model import (
+    FaceBox,
+    FaceExpressionModel,
+    aggregate_segment,
+    valence_masses,
+)
+from sentistream.models.labels import VALENCE_LABELS as LABELS
+from sentistream.models.text.model import TextSentimentModel, probs_to_predictions
+from sentistream.models.training.corpora import read_ckplus, read_ravdess, read_tess
+from sentistream.models.training.face import read_crops
+from sentistream.models.training.fusion.pairs import ModalityScores, Progress, say
 from sentistream.models.training.metrics import classification_summary
-from sentistream.models.training.datasets import LABELS, read_ckplus
-from sentistream.models.training.fusion.pairs import ModalityScores, Progress, fold_of, say
+from sentistream.models.training.splits import dev_mask
+from sentistream.models.training.text_head import DEV_FRACTION, SEED, load_meld
+from sentistream.models.voice.model import VoiceEmotionModel
 
-CACHE_VERSION = "fusion-scores-v1"
+CACHE_VERSION = "fusion-scores-v2"
 
 
-def face_scores(ckplus_root: Path, bundle: str = "face-fer2013-minixception") -> ModalityScores:
+def face_scores(ckplus_root: Path, bundle: str = DEFAULT_BUNDLES["face"]) -> ModalityScores:
     """CK+ sequences (negative / positive only) scored like a pipeline segment."""
-    import cv2
-
-    from sentistream.models.face.model import (
-        FaceBox,
-        FaceExpressionModel,
-        aggregate_segment,
-        valence_masses,
-    )
-
     examples = [e for e in read_ckplus(ckplus_root) if e.label in LABELS]
     model = FaceExpressionModel.load(bundle)
-    crops = []
-    for e in examples:
-        img = cv2.imread(e.path_or_text, cv2.IMREAD_GRAYSCALE)
-        if img is None:
-            raise ValueError(f"ckplus_root: cannot read image {e.path_or_text}")
-        crops.append(img)
-    probs = model.predict(np.stack(crops))
+    crops = read_crops([e.path_or_text for e in examples])
+    probs = model.predict(crops)
     box = FaceBox(0, 0, crops[0].shape[1], crops[0].shape[0], 1.0)
     sequences: dict[str, list[int]] = {}
     for i, e in enumerate(examples):
@@ -79,101 +84,60 @@ def _scores(modality: str, rows: list[tuple], model_id: str, how: str) -> Modali
 
 
 def voice_scores(
-    data_root: Path, *, cache: Path, seed: int, bundle: str = "voice-whisper-tiny-lr"
+    data_root: Path, *, seed: int, bundle: str = DEFAULT_BUNDLES["voice"]
 ) -> ModalityScores:
-    """Leave-one-speaker-out predictions of the voice head on RAVDESS + TESS."""
-    from sentistream.models.training import voice_train as vt
-    from sentistream.models.bundle import load_bundle_meta
-    from sentistream.models.voice.model import LABELS as VOICE_LABELS
-    from sentistream.models.voice.model import predictions_from_outputs
-    from sentistream.models.whisper import default_model_dir
-
-    try:
-        meta = load_bundle_meta(bundle, expected_kind="voice")
-        hp_raw = dict(meta.params["train_hparams"])
-        hp = vt.HParams(**{**hp_raw, "augment": tuple(hp_raw.get("augment", ()))})
-        model_id = meta.model_id
-    except (ValueError, KeyError):
-        hp, model_id = vt.HParams(1e-2, True, 0, ()), f"{bundle} (not shipped: default hparams)"
-    clips = vt.read_corpora(Path(data_root).resolve())
-    feats = vt.extract_features(
-        clips, ("clean", *hp.augment), cache=cache, model_dir=default_model_dir(), seed=seed
+    """The voice bundle itself on the RAVDESS / TESS speakers it never trained on (its
+    ``training_data["speakers"]``), each speaker's clips one channel in a seeded random
+    order, channel-normalised as the pipeline scores them (``VoiceConfig`` default)."""
+    model = VoiceEmotionModel.load(bundle, threads=2)
+    trained = set(model.meta.training_data.get("speakers", []))
+    root = Path(data_root).resolve()
+    examples = read_ravdess(root / "ravdess_audio") + read_tess(root / "tess")
+    held = [e for e in examples if e.label in LABELS and e.group not in trained]
+    if not held:
+        raise ValueError(f"data_root {root}: no labelled speaker that {bundle} did not train on")
+    rng, rows = np.random.default_rng(seed), []
+    for speaker in sorted({e.group for e in held}):
+        mine = [e for e in held if e.group == speaker]
+        order = [mine[i] for i in rng.permutation(len(mine))]
+        preds, _ = model.predict_channel([read_audio(e.path_or_text) for e in order], None)
+        for e, p in zip(order, preds, strict=True):
+            probs = [p.probs[k] for k in LABELS]
+            rows.append(
+                (e.path_or_text, LABELS.index(e.label), speaker, p.valence, p.confidence, probs)
+            )
+    how = (
+        f"the bundle on {len({r[2] for r in rows})} speakers it never trained on, "
+        "channel-normalised per speaker in a seeded random order (as the pipeline)"
     )
-    speaker = np.array([c.speaker for c in clips])
-    everyone = np.arange(len(clips))
-    probs = np.zeros((len(clips), 3), dtype=np.float32)
-    for s in sorted(set(speaker)):
-        head = vt.fit_head(feats, clips, everyone[speaker != s], hp, seed)
-        with torch.no_grad():
-            logits = head(torch.from_numpy(feats["clean"][speaker == s])).valence_logits
-        probs[speaker == s] = torch.softmax(logits, -1).numpy()
-    preds = predictions_from_outputs(probs, None, VOICE_LABELS)
-    rows = [
-        (c.path, c.label, c.speaker, p.valence, p.confidence, probs[i])
-        for i, (c, p) in enumerate(zip(clips, preds, strict=True))
-    ]
-    return _scores(
-        "voice", rows, model_id, f"leave-one-speaker-out, hyper-parameters {dict(hp._asdict())}"
-    )
+    return _scores("voice", rows, model.model_id, how)
 
 
 def text_scores(
-    data_root: Path,
-    *,
-    cache: Path,
-    seed: int,
-    n_folds: int,
-    bundle: str = "text-minilm-vader-lr",
-    progress: Progress | None = None,
+    data_root: Path, *, seed: int, bundle: str = DEFAULT_BUNDLES["text"]
 ) -> ModalityScores:
-    """Group k-fold out-of-fold predictions of the text head on MELD train + TweetEval."""
-    from sentistream.models.training import text_train as tt
-    from sentistream.models.bundle import load_bundle_meta
-    from sentistream.models.text.model import LABELS as TEXT_LABELS
-    from sentistream.models.text.model import probs_to_predictions
-    from sentistream.models.training.text_data import lazy_encoder
-
-    try:
-        meta = load_bundle_meta(bundle, expected_kind="text")
-        sel = meta.metrics["selected"]
-        config = tt.Config(
-            tuple(sel["features"]),
-            int(sel["hidden"]),
-            float(sel["weight_decay"]),
-            str(sel["class_weight"]),
-        )
-        model_id = meta.model_id
-    except (ValueError, KeyError):
-        config = tt.Config(("minilm", "vader"), 0, 1e-2, "sqrt")
-        model_id = f"{bundle} (not shipped: default configuration)"
-    if tuple(TEXT_LABELS) != LABELS:
-        raise ValueError(f"text labels {TEXT_LABELS} are not {LABELS}")
-    meld = tt.load_meld(Path(data_root) / "meld" / "train_sent_emo.csv")
-    tweets = tt.load_tweeteval(Path(data_root) / "tweeteval")
-    encoder = lazy_encoder()
-    parts = [tt.cached_features(c.texts, cache, encoder) for c in (meld, tweets)]
-    x = np.concatenate([tt.assemble_features(config.features, p) for p in parts])
-    y = np.concatenate([meld.y, tweets.y])
-    groups = np.array(
-        [f"meld-train-{g}" for g in meld.groups] + [f"tweet-dev-{i}" for i in range(len(tweets.y))]
-    )
-    fold = fold_of(groups, n_folds, seed)
-    probs = np.zeros((len(y), 3), dtype=np.float32)
-    for f in range(n_folds):
-        train = np.flatnonzero(fold != f)
-        inner = fold_of(groups[train], 7, seed + 1) == 0  # ~1/7 of the groups: early stopping
-        tr, dv = train[~inner], train[inner]
-        head, score, epoch = tt.train_head(x[tr], y[tr], x[dv], y[dv], config, seed=seed)
-        tt.fit_temperature(head, x[dv], y[dv])
-        with torch.no_grad():
-            probs[fold == f] = torch.softmax(head(torch.from_numpy(x[fold == f])), -1).numpy()
-        say(progress, f"text fold {f + 1}/{n_folds}: dev weighted F1 {score:.3f} (epoch {epoch})")
-    preds = probs_to_predictions(probs, TEXT_LABELS)
-    texts = meld.texts + tweets.texts
+    """The text bundle itself on the MELD train dialogues its recipe held out (model
+    selection: early stopping, grid, temperature; never a gradient step). MELD dev, the
+    text model's test side, is not used."""
+    model = TextSentimentModel.load(bundle)
+    meld = load_meld(Path(data_root) / "meld" / "train_sent_emo.csv")
+    held = np.flatnonzero(dev_mask(meld.groups, DEV_FRACTION, SEED))
+    texts = [meld.texts[i] for i in held]
+    probs = model.predict_proba(texts)
+    preds = probs_to_predictions(probs, model.labels)
     rows = [
-        (texts[i], y[i], groups[i], p.valence, p.confidence, probs[i]) for i, p in enumerate(preds)
+        (
+            texts[k],
+            int(meld.y[i]),
+            f"meld-train-{meld.groups[i]}",
+            p.valence,
+            p.confidence,
+            probs[k],
+        )
+        for k, (i, p) in enumerate(zip(held, preds, strict=True))
     ]
-    return _scores("text", rows, model_id, f"{n_folds}-fold out-of-fold by dialogue, {config}")
+    how = "the bundle on the MELD train dialogues its recipe held out for model selection"
+    return _scores("text", rows, model.model_id, how)
 
 
 def cached_scores(
@@ -203,16 +167,8 @@ def shared_scores(
     out = {}
     makers: dict[str, Callable[[], ModalityScores]] = {
         "face": lambda: face_scores(root / "ckplus48"),
-        "voice": lambda: voice_scores(
-            root, cache=Path("/tmp/sentistream-voice-features"), seed=seed
-        ),
-        "text": lambda: text_scores(
-            root,
-            cache=Path("/tmp/sentistream-text-cache"),
-            seed=seed,
-            n_folds=n_folds,
-            progress=progress,
-        ),
+        "voice": lambda: voice_scores(root, seed=seed),
+        "text": lambda: text_scores(root, seed=seed),
     }
     for m, make in makers.items():
         say(progress, f"held-out {m} scores ...")
@@ -230,8 +186,6 @@ def shared_scores(
 
 def _bundle_ids() -> dict[str, str]:
     """Ids (and weight digests) of the shipped component bundles: the score cache's key."""
-    from sentistream.models.bundle import BUNDLE_FILE, WEIGHTS_FILE, shipped_weights_dir
-
     ids = {}
     for meta in sorted(shipped_weights_dir().glob(f"*/{BUNDLE_FILE}")):
         if meta.parent.name.startswith("fusion"):

@@ -8,11 +8,14 @@ that model did not train on (held-out predictions):
 * face: the pretrained FER2013 mini-Xception never saw CK+; each CK+ sequence (its 3
   peak frames) is scored as the pipeline scores a segment (``aggregate_segment``). CK+ has
   no neutral faces, so neutral pairs have no face (see ``models/fusion/learned.py``).
-* voice: leave-one-speaker-out predictions of the voice head (``voice_train.fit_head``
-  with the shipped bundle's hyper-parameters), four speakers.
-* text: group k-fold out-of-fold predictions of the text head (``text_train.train_head``
-  with the shipped bundle's configuration) on MELD train + TweetEval validation. MELD dev,
-  the text model's test side, is never used.
+* voice: the default voice bundle on the RAVDESS / TESS speakers it never trained on (its
+  ``training_data["speakers"]``), each speaker one channel, channel-normalised as the
+  pipeline scores it.
+* text: the default text bundle on the MELD train dialogues its recipe held out for model
+  selection (never trained on). MELD dev, the text model's test side, is never used.
+
+The bundle records the component ``model_id`` of each modality (``params["components"]``);
+``LearnedFusion`` refuses results of other components unless told otherwise.
 
 Each modality's groups (face subject, voice speaker, text dialogue) are dealt into
 ``n_folds`` folds and a pair takes its three parts from one fold, so the folds share no
@@ -23,10 +26,9 @@ on each of the 7 non-empty subsets of modalities: the learned fusion, the fixed 
 modality. A score table (``read_score_table``: the user's per-modality scores with
 labels) takes the place of the pairs for the user's own data.
 
-The steps live beside this module: ``fusion_scores`` (held-out component scores),
-``fusion_pairs`` (records, pairs, score table, subsets), ``fusion_fit`` (training loop,
-bundle) and ``fusion_compare`` (the 7-subset comparison, cross-validation); every name
-is importable from here as well.
+The steps live beside this module: ``scores`` (held-out component scores), ``pairs``
+(records, pairs, score table, subsets), ``fit`` (training loop, bundle) and ``compare``
+(the 7-subset comparison, cross-validation); import each name from where it lives.
 """
 
 from __future__ import annotations
@@ -39,77 +41,16 @@ import numpy as np
 
 from sentistream.models.fusion.learned import LateFusionNet
 from sentistream.models.training.fusion.compare import compare_subsets, cross_validate, verdict
-from sentistream.models.training.fusion.fit import (
-    TrainConfig,
-    cell_weights,
-    covers_all_classes,
-    fit_select,
-    mean_confidence,
-    net_predictor,
-    save_bundle,
-    train_fusion,
-)
+from sentistream.models.training.fusion.fit import TrainConfig, fit_select, net_predictor
 from sentistream.models.training.fusion.pairs import (
-    SUBSET_MASKS,
     SUBSETS,
-    ModalityScores,
     PairSet,
     Predictor,
     Progress,
     apply_subset,
-    expand_subsets,
-    fold_of,
-    make_pairs,
-    read_score_table,
     say,
     split_rows,
-    valid_subsets,
 )
-from sentistream.models.training.fusion.scores import (
-    CACHE_VERSION,
-    cached_scores,
-    component_metrics,
-    face_scores,
-    shared_scores,
-    text_scores,
-    voice_scores,
-)
-
-__all__ = [
-    "CACHE_VERSION",
-    "ModalityScores",
-    "PairSet",
-    "Predictor",
-    "Progress",
-    "SUBSETS",
-    "SUBSET_MASKS",
-    "TrainConfig",
-    "apply_subset",
-    "cached_scores",
-    "cell_weights",
-    "compare_subsets",
-    "component_metrics",
-    "covers_all_classes",
-    "cross_validate",
-    "evaluate_bundle",
-    "expand_subsets",
-    "face_scores",
-    "fit_select",
-    "fold_of",
-    "make_pairs",
-    "mean_confidence",
-    "net_predictor",
-    "read_score_table",
-    "save_bundle",
-    "shared_scores",
-    "split_rows",
-    "text_scores",
-    "train_and_compare",
-    "train_fusion",
-    "valid_subsets",
-    "verdict",
-    "voice_scores",
-]
 
 
 def train_and_compare(
@@ -133,40 +74,22 @@ def train_and_compare(
     """
     config = config or TrainConfig()
     if cv:
-        pred, conf, infos = cross_validate(
-            pairs, hiddens, config, seed=seed, progress=progress, checkpoint_dir=checkpoint_dir
-        )
-        rows = np.arange(len(pairs.y))
         first = sorted(set(pairs.group.tolist()))[0]
         dev, train = np.flatnonzero(pairs.group == first), np.flatnonzero(pairs.group != first)
-        net, final = fit_select(
-            pairs,
-            train,
-            dev,
-            hiddens,
-            config,
-            seed=seed,
-            progress=progress,
-            checkpoint_dir=checkpoint_dir,
-            tag="final",
-        )
+    else:
+        sides = split_rows(pairs, dev_fraction, seed)
+        train, dev = sides["train"], sides["dev"]
+    fit = {"seed": seed, "progress": progress, "checkpoint_dir": checkpoint_dir}
+    if cv:
+        pred, conf, infos = cross_validate(pairs, hiddens, config, **fit)
+    net, final = fit_select(pairs, train, dev, hiddens, config, tag="final", **fit)
+    if cv:
+        rows = np.arange(len(pairs.y))
         evaluated_on = f"cross-validation over {len(infos)} folds (out-of-fold predictions)"
 
         def learned(s: int, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             return pred[s, r], conf[s, r]
     else:
-        sides = split_rows(pairs, dev_fraction, seed)
-        net, final = fit_select(
-            pairs,
-            sides["train"],
-            sides["dev"],
-            hiddens,
-            config,
-            seed=seed,
-            progress=progress,
-            checkpoint_dir=checkpoint_dir,
-            tag="final",
-        )
         infos = [final]
         has_test = len(sides["test"]) > 0
         rows = sides["test"] if has_test else sides["dev"]

@@ -12,32 +12,24 @@ import pytest
 import torch
 
 from sentistream.models.bundle import resolve_bundle
-from sentistream.models.text.model import LABELS, TextSentimentModel
 from sentistream.models.text.encoder import (
     LAYER_PREFIX,
+    TokenStates,
     finetuned_state,
+    length_batches,
     mean_pool,
     minilm_config,
-    split_finetuned_state,
-)
-from sentistream.models.training.text_finetune import (
-    TokenStates,
-    length_batches,
     pad_batch,
-    paired_delta,
+    split_finetuned_state,
     subset,
 )
+from sentistream.models.text.model import LABELS, TextSentimentModel
+from sentistream.models.training.text_finetune import paired_delta
 
 BUNDLE = "text-minilm-ft"
 NEGATIVE = "This is terrible, I hate it and I want a refund."
 POSITIVE = "This is wonderful, I love it, thank you so much!"
 NEUTRAL = "The meeting is scheduled for Tuesday at 3 pm."
-
-
-def fake_encoder(texts: list[str]) -> np.ndarray:
-    """Deterministic stand-in for MiniLM: (N, 384) from a hash of each text."""
-    rows = [np.random.default_rng(sum(map(ord, t))).standard_normal(384) for t in texts]
-    return np.asarray(rows, dtype=np.float32).reshape(len(texts), 384)
 
 
 def copy_bundle(tmp_path: Path) -> tuple[dict, Path]:
@@ -100,7 +92,7 @@ def test_split_finetuned_state_is_strict() -> None:
         split_finetuned_state("x", {"finetuned_layers": [6]}, state)
 
 
-def test_shipped_bundle_is_small_and_loads_strictly() -> None:
+def test_shipped_bundle_is_small_and_loads_strictly(fake_encoder) -> None:
     path = resolve_bundle(BUNDLE)
     meta = json.loads(path.read_text())
     assert (path.parent / meta["weights"]).stat().st_size < 15e6
@@ -110,7 +102,7 @@ def test_shipped_bundle_is_small_and_loads_strictly() -> None:
     assert m.predict_proba([NEUTRAL]).shape == (1, 3)
 
 
-def test_mismatched_layer_weights_fail_clearly(tmp_path: Path) -> None:
+def test_mismatched_layer_weights_fail_clearly(fake_encoder, tmp_path: Path) -> None:
     meta, weights = copy_bundle(tmp_path)
     state = torch.load(weights, weights_only=True)
     index = meta["params"]["finetuned_layers"][-1]
@@ -122,7 +114,7 @@ def test_mismatched_layer_weights_fail_clearly(tmp_path: Path) -> None:
         TextSentimentModel.load(str(tmp_path / "bad.json"), encoder=fake_encoder)
 
 
-def test_layer_index_mismatch_fails_clearly(tmp_path: Path) -> None:
+def test_layer_index_mismatch_fails_clearly(fake_encoder, tmp_path: Path) -> None:
     meta, _ = copy_bundle(tmp_path)
     meta["params"]["finetuned_layers"] = [0]  # the weights hold other layers
     (tmp_path / "bad.json").write_text(json.dumps(meta))
@@ -135,9 +127,10 @@ def test_layer_index_mismatch_fails_clearly(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_finetuned_layers_are_in_the_encoder(model: TextSentimentModel) -> None:
-    frozen = TextSentimentModel.load("text-minilm-vader-lr")
-    assert frozen.encoder is not None and model.encoder is not None
-    a, b = model.encoder([NEUTRAL]), frozen.encoder([NEUTRAL])
+    from sentistream.models.text.model import load_minilm_encoder
+
+    assert model.encoder is not None
+    a, b = model.encoder([NEUTRAL]), load_minilm_encoder()([NEUTRAL])
     assert a.shape == b.shape == (1, 384)
     assert np.abs(a - b).max() > 1e-3  # the fine-tuned layers changed the embedding
     assert np.linalg.norm(a) == pytest.approx(1.0, abs=1e-5)

@@ -93,3 +93,21 @@ def test_summary_and_bootstrap_intervals() -> None:
     assert a == bootstrap_ci(weighted_f1, y, pred, 3, seed=0, n_boot=200)  # seeded
     diff = paired_bootstrap_diff(weighted_f1, y, y, pred, 3, seed=0, n_boot=200)
     assert diff["diff"] > 0 and diff["ci95"][0] > 0
+
+
+def test_macro_f1_over_true_or_either_classes_and_confusion() -> None:
+    from sentistream.models.training.metrics import accuracy_f1, confusion
+
+    y, pred = np.array([0, 0, 2, 2]), np.array([0, 1, 2, 2])
+    assert macro_f1(y, pred, 3) == pytest.approx((2 / 3 + 1) / 2)  # classes of y
+    assert macro_f1(y, pred, 3, over="either") == pytest.approx((2 / 3 + 0 + 1) / 3)
+    assert accuracy_f1(y, pred, 3) == {
+        "accuracy": 0.75,
+        "macro_f1": macro_f1(y, pred, 3, over="either"),
+    }
+    assert confusion(y, pred, 3) == [[1, 1, 0], [0, 0, 0], [0, 0, 2]]
+    with pytest.raises(ValueError, match="over"):
+        macro_f1(y, pred, 3, over="all")
+    conf = np.array([0.95, 0.95, 0.55, 0.55])
+    ece = expected_calibration_error(conf, np.array([True, True, True, False]))
+    assert ece == pytest.approx(0.5 * 0.05 + 0.5 * 0.05)

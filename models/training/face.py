@@ -1,6 +1,9 @@
-"""Evaluate a face-expression bundle on CK+ (48x48 grey crops).
+"""The face recipe: the pretrained FER2013 bundle scored on CK+ (48x48 grey crops).
 
-    python -m sentistream.models.training.face_eval --data ../shared/data/ckplus48 [--out metrics.json]
+    python -m sentistream.models.training.face --data ../shared/data/ckplus48 [--out metrics.json]
+
+(``sentistream evaluate face`` / ``train face`` are the valence view and its temperature
+calibration; the weights themselves come from ``models/training/face_convert.py``.)
 
 CK+ emotions map to FER2013 labels: anger->angry, disgust, fear, happy, sadness->sad,
 surprise (contempt has no FER2013 class and is skipped; the shared copy has none).
@@ -11,7 +14,6 @@ ambiguous (it can be either) and is left out of the valence figures.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,9 @@ import cv2
 import numpy as np
 
 from sentistream.models.face.model import FaceExpressionModel, expression_valence, valence_masses
+from sentistream.models.labels import EMOTION_VALENCE, VALENCE_LABELS
+from sentistream.models.training.corpora import read_ckplus
+from sentistream.models.training.metrics import expected_calibration_error, macro_f1
 
 CKPLUS_TO_FER: dict[str, str] = {
     "anger": "angry",
@@ -29,45 +34,12 @@ CKPLUS_TO_FER: dict[str, str] = {
     "sadness": "sad",
     "surprise": "surprise",
 }
-#: CK+ emotion -> valence class index (0 negative, 1 neutral, 2 positive); absent: skipped.
+#: CK+ emotion -> valence class index (0 negative, 2 positive); surprise (ambiguous) absent.
 CKPLUS_VALENCE: dict[str, int] = {
-    "anger": 0,
-    "disgust": 0,
-    "fear": 0,
-    "sadness": 0,
-    "happy": 2,
+    e: VALENCE_LABELS.index(EMOTION_VALENCE[e])
+    for e in CKPLUS_TO_FER
+    if EMOTION_VALENCE[e] in VALENCE_LABELS
 }
-
-
-def expected_calibration_error(
-    confidence: np.ndarray, correct: np.ndarray, *, n_bins: int = 10
-) -> float:
-    """ECE: sum over equal-width confidence bins of (bin share) * |accuracy - mean confidence|.
-
-    Args:
-        confidence: (N,) in [0, 1]; correct: (N,) bool.
-    """
-    if confidence.shape != correct.shape or confidence.ndim != 1:
-        raise ValueError(f"confidence {confidence.shape} and correct {correct.shape} must be (N,)")
-    if len(confidence) == 0:
-        raise ValueError("confidence is empty")
-    bins = np.minimum((confidence * n_bins).astype(int), n_bins - 1)
-    ece = 0.0
-    for b in range(n_bins):
-        sel = bins == b
-        if sel.any():
-            ece += sel.mean() * abs(correct[sel].mean() - confidence[sel].mean())
-    return float(ece)
-
-
-def macro_f1(truth: np.ndarray, pred: np.ndarray) -> float:
-    """Unweighted mean over the classes present in ``truth`` of per-class F1."""
-    scores = []
-    for k in np.unique(truth):
-        tp = np.sum((pred == k) & (truth == k))
-        denom = np.sum(pred == k) + np.sum(truth == k)
-        scores.append(2 * tp / denom if denom else 0.0)
-    return float(np.mean(scores))
 
 
 def ckplus_metrics(
@@ -119,7 +91,7 @@ def ckplus_metrics(
         "counts": {e: int((emo == e).sum()) for e in CKPLUS_TO_FER},
         "acc6": round(float(correct6.mean()), 4),
         "acc7_argmax": round(float(correct7.mean()), 4),
-        "macro_f1_6": round(macro_f1(truth6, pred6), 4),
+        "macro_f1_6": round(macro_f1(truth6, pred6, len(CKPLUS_TO_FER)), 4),
         "ece_6": round(expected_calibration_error(conf6, correct6), 4),
         "per_class_acc6": {
             e: round(float(correct6[truth6 == i].mean()), 4)
@@ -129,7 +101,7 @@ def ckplus_metrics(
         "subject_mean_acc6": round(float(np.mean([v["acc6"] for v in per_subject.values()])), 4),
         "valence_n": int(vmask.sum()),
         "valence_acc3": round(float(vcorrect.mean()), 4) if vmask.any() else None,
-        "valence_macro_f1": round(macro_f1(vtruth[vmask], vpred[vmask]), 4),
+        "valence_macro_f1": round(macro_f1(vtruth[vmask], vpred[vmask], 3), 4),
         "valence_ece": round(expected_calibration_error(vconf[vmask], vcorrect), 4),
         "mean_valence": {
             e: round(float(valence[emo == e].mean()), 4) for e in CKPLUS_TO_FER if (emo == e).any()
@@ -138,32 +110,33 @@ def ckplus_metrics(
     }
 
 
-def evaluate_ckplus(root: str | Path, model: FaceExpressionModel) -> dict[str, Any]:
-    """Score every image listed in ``root/labels.csv`` (path,subject,emotion) with ``model``.
-
-    Contempt rows, where present, are skipped (no FER2013 class) and counted.
-    """
-    root = Path(root)
-    labels_csv = root / "labels.csv"
-    if not labels_csv.is_file():
-        raise ValueError(f"root {root} has no labels.csv")
-    with labels_csv.open(newline="", encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh))
-    kept = [r for r in rows if r["emotion"] in CKPLUS_TO_FER]
+def read_crops(paths: list[str], size: int | None = None) -> np.ndarray:
+    """(N, H, W) uint8 grey images (resized to ``size`` x ``size`` when given, with area
+    interpolation); ValueError naming an unreadable one."""
     crops = []
-    for r in kept:
-        img = cv2.imread(str(root / r["path"]), cv2.IMREAD_GRAYSCALE)
+    for path in paths:
+        img = cv2.imread(path, cv2.IMREAD_GRAYSCALE)
         if img is None:
-            raise ValueError(f"root: cannot read image {root / r['path']}")
-        crops.append(img)
-    probs = model.predict(np.stack(crops))
-    out = ckplus_metrics(
-        probs, model.labels, [r["emotion"] for r in kept], [r["subject"] for r in kept]
-    )
+            raise ValueError(f"cannot read image {path}")
+        crops.append(
+            img if size is None else cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)
+        )
+    return np.stack(crops)
+
+
+def evaluate_ckplus(root: str | Path, model: FaceExpressionModel) -> dict[str, Any]:
+    """Score every CK+ image of ``root`` (``read_ckplus``) with ``model``.
+
+    Contempt items, where present, are skipped (no FER2013 class) and counted.
+    """
+    examples = read_ckplus(root)
+    kept = [e for e in examples if e.emotion in CKPLUS_TO_FER]
+    probs = model.predict(read_crops([e.path_or_text for e in kept]))
+    out = ckplus_metrics(probs, model.labels, [e.emotion for e in kept], [e.group for e in kept])
     return {
         "model_id": model.model_id,
         "data": "CK+ (ckplus48)",
-        "skipped_contempt": len(rows) - len(kept),
+        "skipped_contempt": len(examples) - len(kept),
         **out,
     }
 

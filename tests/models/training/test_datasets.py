@@ -6,21 +6,28 @@ import json
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from sentistream.models.training.datasets import (
-    Example,
-    assign_splits,
-    detect_layout,
-    emotion_to_valence,
-    group_split,
+from sentistream.models.labels import emotion_to_valence
+from sentistream.models.training.corpora import (
     read_ckplus,
-    read_dataset,
-    read_manifest,
+    read_emodb,
+    read_fer2013,
     read_meld,
     read_ravdess,
+    read_sst2,
     read_tess,
     read_tweeteval,
+)
+from sentistream.models.training.datasets import detect_layout, read_dataset, read_manifest
+from sentistream.models.training.examples import Example
+from sentistream.models.training.splits import (
+    assign_splits,
+    dev_mask,
+    group_folds,
+    group_split,
+    held_out_groups,
 )
 
 
@@ -73,6 +80,57 @@ def test_ravdess_rejects_foreign_names(tmp_path: Path) -> None:
     _touch(tmp_path / "hello.wav")
     with pytest.raises(ValueError, match="not a RAVDESS name"):
         read_ravdess(tmp_path)
+
+
+def test_ravdess_flac_and_emodb_names(tmp_path: Path) -> None:
+    rav = tmp_path / "rav"
+    _touch(rav / "Actor_03" / "03-01-05-01-01-01-03.flac")
+    assert [(e.group, e.emotion) for e in read_ravdess(rav)] == [("ravdess-03", "angry")]
+    emo = tmp_path / "emodb"
+    for name in ("03a01Fa.flac", "08b02Lb.flac", "16a05Nc.wav"):
+        _touch(emo / name)
+    ex = read_emodb(emo)
+    assert [(e.group, e.emotion, e.label) for e in ex] == [
+        ("emodb-03", "happy", "positive"),
+        ("emodb-08", "boredom", "negative"),
+        ("emodb-16", "neutral", "neutral"),
+    ]
+    assert detect_layout(emo) == "emodb"
+    _touch(emo / "notes.wav")
+    with pytest.raises(ValueError, match="not an Emo-DB name"):
+        read_emodb(emo)
+
+
+def test_fer2013_folders_and_labels_csv(tmp_path: Path) -> None:
+    root = tmp_path / "fer"
+    for split, emotion in (("train", "happy"), ("train", "fear"), ("dev", "surprise")):
+        _touch(root / split / emotion / f"{split}_{emotion}.jpg")
+    assert detect_layout(root) == "fer2013"
+    ex = read_fer2013(root)
+    assert Counter((e.split, e.label) for e in ex) == {
+        ("train", "positive"): 1,
+        ("train", "negative"): 1,
+        ("dev", "ambiguous"): 1,
+    }
+    assert len({e.group for e in ex}) == 3 and all(e.corpus == "fer2013" for e in ex)
+    (root / "labels.csv").write_text("path,emotion,split\ntrain/happy/train_happy.jpg,happy,test\n")
+    assert detect_layout(root) == "fer2013"
+    assert [e.split for e in read_fer2013(root)] == ["test"]
+
+
+def test_sst2_tsv(tmp_path: Path) -> None:
+    (tmp_path / "train.tsv").write_text('sentence\tlabel\na "great" film \t1\ndull\t0\n')
+    (tmp_path / "dev.tsv").write_text("sentence\tlabel\nfine\t1\n")
+    ex = read_sst2(tmp_path)
+    assert [(e.path_or_text, e.label, e.split) for e in ex] == [
+        ('a "great" film', "positive", "train"),
+        ("dull", "negative", "train"),
+        ("fine", "positive", "dev"),
+    ]
+    assert detect_layout(tmp_path) == "sst2"
+    (tmp_path / "dev.tsv").write_text("sentence\tlabel\nfine\t2\n")
+    with pytest.raises(ValueError, match="label must be 0 or 1"):
+        read_sst2(tmp_path)
 
 
 def test_tess_folders(tmp_path: Path) -> None:
@@ -209,6 +267,18 @@ def test_group_split_never_leaks(seed: int, fraction: float) -> None:
     assert group_split(ex, fraction, seed) == (train, dev)  # deterministic
 
 
+def test_dev_mask_and_folds_hold_whole_groups() -> None:
+    groups = np.repeat(np.arange(20), 3)
+    mask = dev_mask(groups, 0.2, 13)
+    assert set(groups[mask]) == held_out_groups(groups, 0.2, 13) and len(set(groups[mask])) == 4
+    assert not set(groups[mask]) & set(groups[~mask])
+    folds = group_folds(groups.astype(str), 4, 0)
+    assert sorted(np.bincount(folds)) == [15] * 4
+    assert all(len(set(folds[groups == g])) == 1 for g in range(20))
+    with pytest.raises(ValueError, match="n_folds"):
+        group_folds(groups, 1, 0)
+
+
 def test_group_split_needs_two_groups() -> None:
     with pytest.raises(ValueError, match="at least 2 groups"):
         group_split(_examples(1, 5), 0.5, 0)
@@ -230,17 +300,30 @@ def test_assign_splits_keeps_given_sides_and_rejects_straddling_groups() -> None
 
 @pytest.mark.data
 def test_shared_corpora_read(shared_data: Path) -> None:
-    counts = {}
-    for sub in ("ravdess_audio", "tess", "ckplus48", "meld", "tweeteval"):
+    counts, layouts = {}, {}
+    subs = ("ravdess_audio", "tess", "emodb", "ckplus48", "fer2013", "meld", "tweeteval", "sst2")
+    for sub in subs:
         ex = read_dataset(shared_data / sub)
         counts[sub] = (len(ex), len({e.group for e in ex}))
+        layouts[sub] = detect_layout(shared_data / sub)
         assert all(e.label in ("negative", "neutral", "positive", "ambiguous") for e in ex)
+        assert all(Path(e.path_or_text).is_file() for e in ex[:: max(1, len(ex) // 50)]) or (
+            sub in ("meld", "tweeteval", "sst2")
+        )
     assert counts == {
-        "ravdess_audio": (120, 2),
+        "ravdess_audio": (1320, 22),  # actors 01-02 wav + 03-22 FLAC, 60 clips each
         "tess": (280, 2),
+        "emodb": (535, 10),
         "ckplus48": (594, 66),
+        "fer2013": (28709 + 3589, 28709 + 3589),  # no subject ids: every image its own group
         "meld": (11098, 1152),
         "tweeteval": (2000, 2000),
+        "sst2": (60614 + 6735, 60614 + 6735),
     }
+    assert layouts == {**{s: s for s in subs}, "ravdess_audio": "ravdess", "ckplus48": "ckplus"}
     meld = Counter(e.split for e in read_dataset(shared_data / "meld"))
     assert meld == {"train": 9989, "dev": 1109}
+    fer = Counter(e.split for e in read_dataset(shared_data / "fer2013"))
+    assert fer == {"train": 28709, "dev": 3589}
+    emodb = Counter(e.label for e in read_dataset(shared_data / "emodb"))
+    assert emodb == {"negative": 385, "neutral": 79, "positive": 71}  # boredom is negative
