@@ -87,6 +87,21 @@ class BundleMeta:
         return json.dumps(data, indent=2, sort_keys=True)
 
 
+class Bundled:
+    """Base of the model classes loaded from a bundle: ``model_id`` and ``labels`` are the
+    bundle's (``meta``), so every output row names the bundle that produced it."""
+
+    meta: BundleMeta
+
+    @property
+    def model_id(self) -> str:
+        return self.meta.model_id
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return tuple(self.meta.labels)
+
+
 def shipped_weights_dir() -> Path:
     """Folder of the bundles shipped inside the package."""
     return Path(str(resources.files("sentistream.models.weights")))
@@ -203,10 +218,13 @@ def write_bundle(
     return meta
 
 
-def load_weights_strict(module: Any, meta: BundleMeta, state: Any, describes: str) -> Any:
-    """Load ``state`` into ``module`` with ``strict=True``; on any mismatch raise a
-    ValueError naming the bundle, its weights file and what ``describes`` the module
-    (e.g. ``"do not match the head its params describe"``). Returns ``module``."""
+def load_weights_strict(module: Any, meta: BundleMeta, describes: str, state: Any = None) -> Any:
+    """Load ``state`` (default: the bundle's weights file, ``read_weights``) into ``module``
+    with ``strict=True``; on any mismatch raise a ValueError naming the bundle, its weights
+    file and what ``describes`` the module (e.g. ``"do not match the head its params
+    describe"``). Returns ``module``."""
+    if state is None:
+        state = read_weights(meta)
     try:
         module.load_state_dict(state, strict=True)
     except RuntimeError as err:

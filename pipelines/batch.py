@@ -21,11 +21,11 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.io.parquetio import WriteToParquet
 
-from sentistream.pipelines.flags import Flag, add_flags, from_args, parser_with, split_csv
+from sentistream.pipelines.flags import add_flags, from_args, parser_with
 from sentistream.pipelines.inputs import expand_inputs
 from sentistream.pipelines.layout import OutputPaths, new_run_id, prepare_root
 from sentistream.pipelines.logs import configure_logging, default_level
-from sentistream.pipelines.options import add_model_arguments, config_from_args
+from sentistream.pipelines.options import BATCH_FLAGS, add_model_arguments, config_from_args
 from sentistream.pipelines.runner import beam_options, counters_of
 from sentistream.transforms.config import PipelineConfig
 from sentistream.transforms.records import VideoRef
@@ -60,35 +60,6 @@ class BatchSettings:
     def refs(self) -> list[VideoRef]:
         """The inputs expanded; ``ValueError`` when a pattern matches nothing."""
         return expand_inputs(self.inputs, self.manifest, self.channel_roles)
-
-
-BATCH_FLAGS: tuple[Flag, ...] = (
-    Flag(
-        "--input",
-        "inputs",
-        "media file, glob or URI (repeatable); default: the built-in sample",
-        repeat=True,
-    ),
-    Flag(
-        "--manifest",
-        "manifest",
-        "JSONL file, one object per input: uri, video_id, channel_roles, metadata, caption_uri",
-        optional=True,
-    ),
-    Flag(
-        "--channel-roles",
-        "channel_roles",
-        "roles of the audio channels for every input, e.g. agent,customer",
-        optional=True,
-        parse=split_csv,
-    ),
-    Flag("--output", "output", "output root (local path or URI)"),
-    Flag(
-        "--workers",
-        "workers",
-        "local worker processes (FnApiRunner multi-processing when > 1)",
-    ),
-)
 
 
 def add_arguments(parser: Any) -> None:

@@ -1,4 +1,5 @@
-"""The processing options (decode, segment, models, policy, fusion): one definition.
+"""Every command-line option, in one place: the processing options (decode, segment,
+models, policy, fusion) and, at the end, each job's own (batch, stream, demo).
 
 Every option is a ``Flag`` bound to fields of the frozen ``PipelineConfig``
 (``transforms/config.py``); its default is read from ``command_line_defaults()``, so no
@@ -6,7 +7,7 @@ default is written twice. The same table serves ``sentistream run`` / ``stream``
 ``demo`` and the ``python -m sentistream.pipelines.batch`` / ``...stream`` launches
 (Dataflow, Flink): their command lines are parsed once, turned into the frozen config by
 ``config_from_args``, and the config travels to the workers inside the transforms.
-Options this table does not know are Beam's (``--runner ...``, see ``runner.py``).
+Options these tables do not know are Beam's (``--runner ...``, see ``runner.py``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import dataclasses
 import os
 from typing import Any
 
-from sentistream.pipelines.flags import Flag, add_flags, from_args
+from sentistream.pipelines.flags import Flag, add_flags, from_args, split_csv
 from sentistream.transforms.config import (
     DEVICES,
     AsrConfig,
@@ -26,7 +27,15 @@ from sentistream.transforms.config import (
     TextConfig,
     VoiceConfig,
 )
+from sentistream.transforms.io.kafka_config import IO_CHOICES
 from sentistream.transforms.policy import parse_rules
+
+# The local stream runtimes (``stream/runtime.py``): one streaming run, or a loop of
+# bounded runs.
+RUNTIME_STREAMING = "streaming"
+RUNTIME_LOOP = "loop"
+RUNTIMES = (RUNTIME_STREAMING, RUNTIME_LOOP)
+DEFAULT_RUNTIME = RUNTIME_STREAMING
 
 
 def default_whisper_threads() -> int:
@@ -194,3 +203,135 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
     """The frozen config of parsed processing options (raises ``ValueError`` naming a bad
     value, e.g. a malformed ``--policy``)."""
     return from_args(args, MODEL_FLAGS, command_line_defaults())
+
+
+# ---------------------------------------------------- the jobs' own options
+# Their defaults are the fields of ``BatchSettings`` (``batch.py``), ``StreamSettings``
+# (``stream/settings.py``) and ``DemoSettings`` (``demo/local.py``).
+
+BATCH_FLAGS: tuple[Flag, ...] = (
+    Flag(
+        "--input",
+        "inputs",
+        "media file, glob or URI (repeatable); default: the built-in sample",
+        repeat=True,
+    ),
+    Flag(
+        "--manifest",
+        "manifest",
+        "JSONL file, one object per input: uri, video_id, channel_roles, metadata, caption_uri",
+        optional=True,
+    ),
+    Flag(
+        "--channel-roles",
+        "channel_roles",
+        "roles of the audio channels for every input, e.g. agent,customer",
+        optional=True,
+        parse=split_csv,
+    ),
+    Flag("--output", "output", "output root (local path or URI)"),
+    Flag(
+        "--workers",
+        "workers",
+        "local worker processes (FnApiRunner multi-processing when > 1)",
+    ),
+)
+
+
+def _minutes(seconds: float | None) -> float:
+    return 0.0 if seconds is None else seconds / 60
+
+
+def _seconds(minutes: float) -> float | None:
+    return minutes * 60 if minutes else None
+
+
+STREAM_FLAGS: tuple[Flag, ...] = (
+    Flag(
+        "--bootstrap",
+        "bootstrap",
+        "Kafka bootstrap servers host:port[,...] (default: start an embedded local broker)",
+        optional=True,
+    ),
+    Flag("--input-topic", "input_topic", "topic of input events"),
+    Flag("--output-topic", "output_topic", "topic of score rows"),
+    Flag(
+        "--dead-letter-topic",
+        "dead_letter_topic",
+        "topic of dead letters (bad events, failed media)",
+    ),
+    Flag(
+        "--output",
+        "output",
+        "Parquet root (scores/ and dead_letters/ below it); '' for none",
+        optional=True,
+    ),
+    Flag(
+        "--group-id",
+        "group_id",
+        "consumer group holding the committed offsets (this pipeline's alone)",
+    ),
+    Flag(
+        "--runtime",
+        "runtime",
+        "local runtime: one streaming run, or a loop of bounded runs (docs/streaming.md)",
+        choices=RUNTIMES,
+    ),
+    Flag("--batch-events", "batch_events", "loop runtime: most events per bounded run"),
+    Flag(
+        "--kafka-io",
+        "kafka_io",
+        "python: kafka-python source/sink (any runner); xlang: Beam's Java KafkaIO "
+        "(Dataflow/Flink; needs Java and the expansion service)",
+        choices=IO_CHOICES,
+    ),
+    Flag(
+        "--max-run-minutes",
+        "max_run_s",
+        "streaming runtime: end the run this often and start a fresh one, to bound "
+        "memory (0: never; docs/streaming.md)",
+        parse=_seconds,
+        show=_minutes,
+    ),
+    Flag(
+        "--no-isolate-runs",
+        "isolate_runs",
+        "streaming runtime: recycle runs in this process instead of a forked child",
+        negate=True,
+    ),
+    Flag(
+        "--max-events",
+        "max_events",
+        "stop after this many events (streaming runtime: per partition)",
+        value_type=int,
+    ),
+    Flag(
+        "--idle-timeout",
+        "idle_timeout_s",
+        "stop after this many seconds without an event",
+        value_type=float,
+    ),
+    Flag(
+        "--no-check-exists",
+        "check_exists",
+        "do not check that the media exists when an event arrives",
+        negate=True,
+    ),
+)
+
+
+DEMO_FLAGS: tuple[Flag, ...] = (
+    Flag(
+        "--bootstrap",
+        "bootstrap",
+        "use this Kafka instead of starting the local broker",
+        optional=True,
+    ),
+    Flag("--output", "output", "Parquet root"),
+    Flag(
+        "--runtime",
+        "runtime",
+        "local streaming runtime (docs/streaming.md)",
+        choices=RUNTIMES,
+    ),
+)

@@ -101,12 +101,7 @@ class AsrHandler(RecordHandler[Transcriber]):
             )
         return Transcriber(model, asr_options(cfg))
 
-    def run_inference(
-        self,
-        batch: Sequence[Element],
-        model: Transcriber,
-        inference_args: dict[str, Any] | None = None,
-    ) -> Iterable[Element]:
+    def run_batch(self, batch: Sequence[Element], model: Transcriber) -> list[Element]:
         recognised: dict[int, Transcript | None] = {}
         todo: list[int] = []
         for i, el in enumerate(batch):

@@ -88,6 +88,21 @@ class RecordHandler(ModelHandler[Element, Element, ModelT]):
             "max_batch_size": self._runtime.max_batch_size,
         }
 
+    def run_inference(
+        self,
+        batch: Sequence[Element],
+        model: ModelT,
+        inference_args: dict[str, Any] | None = None,
+    ) -> Iterable[Element]:
+        """Beam's entry point; the step itself is ``run_batch`` (no step reads
+        ``inference_args``)."""
+        return self.run_batch(batch, model)
+
+    def run_batch(self, batch: Sequence[Element], model: ModelT) -> list[Element]:
+        """The batch after this step, element by element in order (dead letters as
+        they came)."""
+        raise NotImplementedError
+
     def get_num_bytes(self, batch: Sequence[Element]) -> int:
         # The default pickles the whole batch (frames and audio) just to count bytes.
         total = 0
@@ -132,12 +147,7 @@ class SegmentModelHandler(RecordHandler[ModelT], Generic[ModelT, InputT]):
         configure_torch(self._runtime)
         return self.load()
 
-    def run_inference(
-        self,
-        batch: Sequence[Element],
-        model: ModelT,
-        inference_args: dict[str, Any] | None = None,
-    ) -> Iterable[Element]:
+    def run_batch(self, batch: Sequence[Element], model: ModelT) -> list[Element]:
         out: list[Element] = list(batch)
         todo: list[tuple[int, InputT]] = []
         for i, el in enumerate(batch):

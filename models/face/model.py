@@ -23,10 +23,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from sentistream.models.bundle import (
+    DEFAULT_BUNDLES,
+    Bundled,
     BundleMeta,
     load_bundle_meta,
     load_weights_strict,
-    read_weights,
 )
 
 FER2013_LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
@@ -240,30 +241,23 @@ def preprocess_crops(crops: np.ndarray, *, input_size: int = 64) -> torch.Tensor
 # ------------------------------------------------------------------------ the bundle
 
 
-class FaceExpressionModel:
+class FaceExpressionModel(Bundled):
     """A loaded face-expression bundle: ``predict`` grey crops -> class probabilities."""
 
     def __init__(self, meta: BundleMeta, model: MiniXception, device: str = "cpu") -> None:
         self.meta = meta
-        self.model_id: str = meta.model_id
-        self.labels: tuple[str, ...] = meta.labels
         self.input_size: int = int(meta.params["input_size"])
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
 
     @classmethod
     def load(
-        cls, name_or_path: str = "face-fer2013-minixception", device: str = "cpu"
+        cls, name_or_path: str = DEFAULT_BUNDLES["face"], device: str = "cpu"
     ) -> FaceExpressionModel:
         """Load a shipped bundle by name, or a bundle ``.json`` by path (strict weights)."""
         meta = load_bundle_meta(name_or_path, expected_kind="face")
         model = mini_xception(num_classes=len(meta.labels))
-        load_weights_strict(
-            model,
-            meta,
-            read_weights(meta),
-            f"do not fit a {len(meta.labels)}-class mini-Xception",
-        )
+        load_weights_strict(model, meta, f"do not fit a {len(meta.labels)}-class mini-Xception")
         return cls(meta, model, device)
 
     def predict(self, crops: np.ndarray, *, batch_size: int = 256) -> np.ndarray:

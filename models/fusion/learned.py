@@ -38,16 +38,15 @@ from torch import nn
 
 from sentistream.models.bundle import (
     DEFAULT_BUNDLES,
+    Bundled,
     BundleMeta,
     load_bundle_meta,
     load_weights_strict,
-    read_weights,
 )
-from sentistream.models.labels import VALENCE_LABELS
+from sentistream.models.labels import VALENCE_LABELS as LABELS
+from sentistream.models.layers import linear_or_mlp
 
 MODALITIES: tuple[str, ...] = ("face", "voice", "text")
-LABELS: tuple[str, ...] = VALENCE_LABELS
-DEFAULT_BUNDLE = DEFAULT_BUNDLES["fusion"]
 FEATURES_PER_MODALITY = 5
 FEATURES_VERSION = "present*(v, c*v, |v|, c*|v|, mask*(c-center))+neutral-pull@3"
 
@@ -131,15 +130,7 @@ class LateFusionNet(nn.Module):
         # softplus(presence_raw[m]) >= 0 is taken off the negative and positive logits when
         # modality m is present (see ``raw_logits``); starts at softplus(-3) ~ 0.05.
         self.presence_raw = nn.Parameter(torch.full((n_modalities,), -3.0))
-        if hidden == 0:
-            self.net: nn.Module = nn.Linear(width, n_classes)
-        else:
-            self.net = nn.Sequential(
-                nn.Linear(width, hidden),
-                nn.GELU(),
-                nn.Dropout(dropout),
-                nn.Linear(hidden, n_classes),
-            )
+        self.net = linear_or_mlp(width, n_classes, hidden, dropout)
 
     def presence_penalty(self) -> torch.Tensor:
         """(M,) non-negative pull towards neutral of each present modality."""
@@ -201,7 +192,7 @@ def inputs_from_results(
     return x
 
 
-class LearnedFusion:
+class LearnedFusion(Bundled):
     """A loaded fusion bundle. ``LearnedFusion.load("fusion-late-mlp").fuse(results, enabled)``."""
 
     def __init__(
@@ -217,17 +208,9 @@ class LearnedFusion:
         self.components: dict[str, str] = dict(meta.params.get("components", {}))  # type: ignore[call-overload]
         self.allow_other_components = allow_other_components
 
-    @property
-    def model_id(self) -> str:
-        return self.meta.model_id
-
-    @property
-    def labels(self) -> tuple[str, ...]:
-        return tuple(self.meta.labels)
-
     @classmethod
     def load(
-        cls, name_or_path: str = DEFAULT_BUNDLE, *, allow_other_components: bool = False
+        cls, name_or_path: str = DEFAULT_BUNDLES["fusion"], *, allow_other_components: bool = False
     ) -> LearnedFusion:
         """Load a shipped bundle by name or a bundle folder / ``.json`` by path (strict
         weights). ``allow_other_components``: fuse results of component models other than
@@ -235,10 +218,7 @@ class LearnedFusion:
         meta = load_bundle_meta(name_or_path, expected_kind="fusion")
         net = build_fusion_net(meta.params)
         load_weights_strict(
-            net,
-            meta,
-            read_weights(meta),
-            f"do not match the fusion net its params describe ({meta.params})",
+            net, meta, f"do not match the fusion net its params describe ({meta.params})"
         )
         return cls(meta, net, allow_other_components=allow_other_components)
 

@@ -26,12 +26,13 @@ from torch import nn
 
 from sentistream.models.bundle import (
     DEFAULT_BUNDLES,
+    Bundled,
     BundleMeta,
     load_bundle_meta,
     load_weights_strict,
     read_weights,
 )
-from sentistream.models.labels import VALENCE_LABELS
+from sentistream.models.layers import linear_or_mlp
 from sentistream.models.text.encoder import load_finetuned_minilm_encoder, split_finetuned_state
 from sentistream.models.text.features import (
     FEATURES_KNOWN,
@@ -41,9 +42,6 @@ from sentistream.models.text.features import (
     surface_features,
     vader_scores,
 )
-
-LABELS: tuple[str, ...] = VALENCE_LABELS
-DEFAULT_BUNDLE = DEFAULT_BUNDLES["text"]
 
 # An encoder maps N texts to an (N, D) float32 array of sentence embeddings.
 Encoder = Callable[[list[str]], np.ndarray]
@@ -108,15 +106,7 @@ class TextHead(nn.Module):
         self.register_buffer("mean", torch.zeros(in_dim))
         self.register_buffer("scale", torch.ones(in_dim))
         self.register_buffer("temperature", torch.ones(()))
-        if hidden == 0:
-            self.net: nn.Module = nn.Linear(in_dim, num_classes)
-        else:
-            self.net = nn.Sequential(
-                nn.Linear(in_dim, hidden),
-                nn.GELU(),
-                nn.Dropout(dropout),
-                nn.Linear(hidden, num_classes),
-            )
+        self.net = linear_or_mlp(in_dim, num_classes, hidden, dropout)
 
     def raw_logits(self, x: torch.Tensor) -> torch.Tensor:
         """(N, in_dim) -> (N, C) logits before temperature scaling."""
@@ -171,7 +161,7 @@ def load_minilm_encoder(device: str = "cpu", batch_size: int = 64) -> Encoder:
 # ---------------------------------------------------------------- the model
 
 
-class TextSentimentModel:
+class TextSentimentModel(Bundled):
     """A loaded text bundle: ``predict(texts) -> list[TextPrediction]``."""
 
     def __init__(
@@ -186,18 +176,10 @@ class TextSentimentModel:
         self.encoder = encoder
         self.device = device
 
-    @property
-    def model_id(self) -> str:
-        return self.meta.model_id
-
-    @property
-    def labels(self) -> tuple[str, ...]:
-        return self.meta.labels
-
     @classmethod
     def load(
         cls,
-        name_or_path: str = DEFAULT_BUNDLE,
+        name_or_path: str = DEFAULT_BUNDLES["text"],
         device: str = "cpu",
         encoder: Encoder | None = None,
     ) -> TextSentimentModel:
@@ -216,7 +198,7 @@ class TextSentimentModel:
         )
         if meta.params.get("finetuned_layers"):
             state, layers = split_finetuned_state(meta.name, meta.params, state)
-        load_weights_strict(head, meta, state, f"do not match its params {meta.params}")
+        load_weights_strict(head, meta, f"do not match its params {meta.params}", state)
         if encoder is None and "minilm" in meta.params["features"] and layers is not None:
             encoder = load_finetuned_minilm_encoder(layers, device=device)
         elif encoder is None and "minilm" in meta.params["features"]:

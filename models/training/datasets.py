@@ -34,34 +34,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from sentistream.models.labels import EMOTION_VALENCE
-from sentistream.models.training import corpora
+from sentistream.models.training import corpora, examples
 from sentistream.models.training.corpora import EMODB_NAME, RAVDESS_NAME
-from sentistream.models.training.examples import (
-    SPLITS,
-    Example,
-    audio_files,
-    labels_csv,
-    nonempty,
-    read_table_rows,
-)
-
-LAYOUTS: tuple[str, ...] = (
-    "ravdess",
-    "tess",
-    "emodb",
-    "ckplus",
-    "fer2013",
-    "meld",
-    "tweeteval",
-    "sst2",
-    "manifest",
-)
+from sentistream.models.training.examples import SPLITS, Example
 
 
 def read_manifest(path: str | Path) -> list[Example]:
     """The user's manifest (CSV or JSONL; see the module docstring)."""
     path = Path(path)
-    rows = read_table_rows(path)
+    rows = examples.read_table_rows(path)
     out = []
     for n, r in enumerate(rows, 1):
         where = f"{path} row {n}"
@@ -77,7 +58,7 @@ def read_manifest(path: str | Path) -> list[Example]:
         item = str((path.parent / media).resolve()) if media else text
         group = r.get("group", "").strip() or f"item-{n}"
         out.append(Example(item, label, group, split, r.get("emotion", "").strip(), "manifest"))
-    return nonempty(out, path, "rows")
+    return examples.nonempty(out, path, "rows")
 
 
 def detect_layout(path: str | Path) -> str:
@@ -98,7 +79,7 @@ def detect_layout(path: str | Path) -> str:
         for name in ("manifest.csv", "manifest.jsonl"):
             if (path / name).is_file():
                 return "manifest"
-        rows = labels_csv(path)
+        rows = examples.labels_csv(path)
         if rows:
             cols = set(rows[0])
             for layout, needs in (
@@ -110,7 +91,7 @@ def detect_layout(path: str | Path) -> str:
             ):
                 if needs in cols:
                     return layout
-        wavs = audio_files(path)[:20]
+        wavs = examples.audio_files(path)[:20]
         if wavs and all(RAVDESS_NAME.match(w.stem) for w in wavs):
             return "ravdess"
         if wavs and all(EMODB_NAME.match(w.stem) for w in wavs):
@@ -138,6 +119,7 @@ READERS = {
     "sst2": corpora.read_sst2,
     "manifest": read_manifest,
 }
+LAYOUTS: tuple[str, ...] = tuple(READERS)
 
 
 def read_dataset(path: str | Path, layout: str = "auto") -> list[Example]:

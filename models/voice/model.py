@@ -27,12 +27,12 @@ import torch
 from sentistream.models.audio import SAMPLE_RATE
 from sentistream.models.bundle import (
     DEFAULT_BUNDLES,
+    Bundled,
     BundleMeta,
     load_bundle_meta,
     load_weights_strict,
-    read_weights,
 )
-from sentistream.models.labels import VALENCE_LABELS
+from sentistream.models.labels import VALENCE_LABELS as LABELS
 from sentistream.models.voice.features import (
     EMOTIONS,
     PROSODY_NAMES,
@@ -44,8 +44,6 @@ from sentistream.models.voice.features import (
 )
 from sentistream.models.whisper import encode_pooled, load_whisper
 
-LABELS: tuple[str, ...] = VALENCE_LABELS
-DEFAULT_BUNDLE = DEFAULT_BUNDLES["voice"]
 HEAD = "emotion-hierarchical-v2"  # params["head"] of the bundles this class loads
 NORMALISE = ("none", "channel")
 TARGETS = ("emotion", "valence")  # params["target"]: 7 emotions summed, or 3 valence classes
@@ -100,16 +98,11 @@ def load_heads(meta: BundleMeta) -> VoiceHeads:
         heads = VoiceHeads(in_features=int(meta.params["in_features"]), n_classes=n_classes)
     except KeyError as err:
         raise ValueError(f"voice bundle params lack {err.args[0]!r}: {meta.params}") from err
-    load_weights_strict(
-        heads,
-        meta,
-        read_weights(meta),
-        f"do not match the heads its params describe ({meta.params})",
-    )
+    load_weights_strict(heads, meta, f"do not match the heads its params describe ({meta.params})")
     return heads.eval()
 
 
-class VoiceEmotionModel:
+class VoiceEmotionModel(Bundled):
     """Voice valence/arousal from 16 kHz mono clips. Build with :meth:`load`.
 
     ``predict(audios)`` scores clips alone (``normalise="none"``); ``normalise="channel"``
@@ -131,7 +124,7 @@ class VoiceEmotionModel:
     @classmethod
     def load(
         cls,
-        name_or_path: str = DEFAULT_BUNDLE,
+        name_or_path: str = DEFAULT_BUNDLES["voice"],
         device: str = "cpu",
         whisper_model_dir: str | None = None,
         compute_type: str = "int8",
@@ -157,14 +150,6 @@ class VoiceEmotionModel:
                 f"bundle {meta.name!r} expects {heads.plain.mean.shape[0] - len(PROSODY_NAMES)}"
             )
         return cls(heads=heads, meta=meta, encoder=encoder)
-
-    @property
-    def model_id(self) -> str:
-        return self.meta.model_id
-
-    @property
-    def labels(self) -> tuple[str, ...]:
-        return tuple(self.meta.labels)
 
     def features(self, audios: list[np.ndarray]) -> np.ndarray:
         """N clips -> (N, 788): Whisper mean+std (768) ++ prosody (20)."""

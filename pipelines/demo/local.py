@@ -21,11 +21,16 @@ from typing import Any
 
 from sentistream.pipelines.broker import kafka_for
 from sentistream.pipelines.demo.sample import DEMO_BANNER, builtin_sample
-from sentistream.pipelines.flags import Flag, add_flags, from_args
-from sentistream.pipelines.options import add_model_arguments, config_from_args
+from sentistream.pipelines.flags import add_flags, from_args
+from sentistream.pipelines.options import (
+    DEFAULT_RUNTIME,
+    DEMO_FLAGS,
+    add_model_arguments,
+    config_from_args,
+)
 from sentistream.pipelines.stream.graph import StreamJob
 from sentistream.pipelines.stream.runtime import run
-from sentistream.pipelines.stream.settings import DEFAULT_RUNTIME, RUNTIMES, StreamSettings
+from sentistream.pipelines.stream.settings import StreamSettings
 from sentistream.transforms.config import PipelineConfig
 from sentistream.transforms.io.events import encode_event
 
@@ -103,23 +108,6 @@ class DemoSettings:
     bootstrap: str | None = None
     output: str = "out/demo"
     runtime: str = DEFAULT_RUNTIME
-
-
-DEMO_FLAGS: tuple[Flag, ...] = (
-    Flag(
-        "--bootstrap",
-        "bootstrap",
-        "use this Kafka instead of starting the local broker",
-        optional=True,
-    ),
-    Flag("--output", "output", "Parquet root"),
-    Flag(
-        "--runtime",
-        "runtime",
-        "local streaming runtime (docs/streaming.md)",
-        choices=RUNTIMES,
-    ),
-)
 
 
 def add_arguments(parser: Any) -> None:

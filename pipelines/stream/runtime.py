@@ -23,10 +23,11 @@ import time
 
 import apache_beam as beam
 
+from sentistream.pipelines.options import RUNTIME_LOOP
 from sentistream.pipelines.runner import beam_options
 from sentistream.pipelines.stream.graph import StreamJob, attach_outputs
 from sentistream.pipelines.stream.loop import run_loop
-from sentistream.pipelines.stream.settings import RUNTIME_LOOP, StreamSettings
+from sentistream.pipelines.stream.settings import StreamSettings
 from sentistream.transforms.io.kafka_config import KafkaReadConfig
 from sentistream.transforms.io.kafka_offsets import new_consumer, partition_starts
 from sentistream.transforms.io.kafka_source import read_kafka

@@ -1,5 +1,6 @@
 """Where the stream reads and writes, and when a run stops: ``StreamSettings`` and its
-command-line flags (each flag's default is the field's default)."""
+command-line flags (``STREAM_FLAGS`` in ``pipelines/options.py``; each flag's default is
+the field's default)."""
 
 from __future__ import annotations
 
@@ -7,14 +8,15 @@ import argparse
 from dataclasses import dataclass
 from typing import Any
 
-from sentistream.pipelines.flags import Flag, add_flags, from_args
+from sentistream.pipelines.flags import add_flags, from_args
+from sentistream.pipelines.options import (
+    DEFAULT_RUNTIME,
+    RUNTIME_LOOP,
+    RUNTIMES,
+    STREAM_FLAGS,
+)
 from sentistream.transforms.io.kafka_config import IO_CHOICES, IO_PYTHON, KafkaReadConfig
 from sentistream.transforms.io.kafka_sink import KafkaWriteConfig
-
-RUNTIME_STREAMING = "streaming"
-RUNTIME_LOOP = "loop"
-RUNTIMES = (RUNTIME_STREAMING, RUNTIME_LOOP)
-DEFAULT_RUNTIME = RUNTIME_STREAMING
 
 
 @dataclass(frozen=True)
@@ -94,88 +96,6 @@ class StreamSettings:
 
     def write_config(self) -> KafkaWriteConfig:
         return KafkaWriteConfig(self._broker(), self.output_topic, self.dead_letter_topic)
-
-
-def _minutes(seconds: float | None) -> float:
-    return 0.0 if seconds is None else seconds / 60
-
-
-def _seconds(minutes: float) -> float | None:
-    return minutes * 60 if minutes else None
-
-
-STREAM_FLAGS: tuple[Flag, ...] = (
-    Flag(
-        "--bootstrap",
-        "bootstrap",
-        "Kafka bootstrap servers host:port[,...] (default: start an embedded local broker)",
-        optional=True,
-    ),
-    Flag("--input-topic", "input_topic", "topic of input events"),
-    Flag("--output-topic", "output_topic", "topic of score rows"),
-    Flag(
-        "--dead-letter-topic",
-        "dead_letter_topic",
-        "topic of dead letters (bad events, failed media)",
-    ),
-    Flag(
-        "--output",
-        "output",
-        "Parquet root (scores/ and dead_letters/ below it); '' for none",
-        optional=True,
-    ),
-    Flag(
-        "--group-id",
-        "group_id",
-        "consumer group holding the committed offsets (this pipeline's alone)",
-    ),
-    Flag(
-        "--runtime",
-        "runtime",
-        "local runtime: one streaming run, or a loop of bounded runs (docs/streaming.md)",
-        choices=RUNTIMES,
-    ),
-    Flag("--batch-events", "batch_events", "loop runtime: most events per bounded run"),
-    Flag(
-        "--kafka-io",
-        "kafka_io",
-        "python: kafka-python source/sink (any runner); xlang: Beam's Java KafkaIO "
-        "(Dataflow/Flink; needs Java and the expansion service)",
-        choices=IO_CHOICES,
-    ),
-    Flag(
-        "--max-run-minutes",
-        "max_run_s",
-        "streaming runtime: end the run this often and start a fresh one, to bound "
-        "memory (0: never; docs/streaming.md)",
-        parse=_seconds,
-        show=_minutes,
-    ),
-    Flag(
-        "--no-isolate-runs",
-        "isolate_runs",
-        "streaming runtime: recycle runs in this process instead of a forked child",
-        negate=True,
-    ),
-    Flag(
-        "--max-events",
-        "max_events",
-        "stop after this many events (streaming runtime: per partition)",
-        value_type=int,
-    ),
-    Flag(
-        "--idle-timeout",
-        "idle_timeout_s",
-        "stop after this many seconds without an event",
-        value_type=float,
-    ),
-    Flag(
-        "--no-check-exists",
-        "check_exists",
-        "do not check that the media exists when an event arrives",
-        negate=True,
-    ),
-)
 
 
 def add_stream_arguments(parser: Any) -> None:

@@ -11,32 +11,23 @@ import numpy as np
 
 from sentistream.models.labels import VALENCE_LABELS as LABELS
 from sentistream.models.training.splits import assign_splits
-from sentistream.pipelines.train.common import (
-    TrainRequest,
-    card_of,
-    delegated_report,
-    eval_report,
-    headline_of,
-    is_root,
-    load_examples,
-    summary,
-    trained_report,
-)
+from sentistream.pipelines.train import common
+from sentistream.pipelines.train.common import TrainRequest
 
 
 def evaluate(args: TrainRequest) -> dict[str, Any]:
     from sentistream.models.text.model import TextSentimentModel
 
-    examples = load_examples(args)
+    examples = common.load_examples(args)
     model = TextSentimentModel.load(args.bundle)
     args.say(f"scoring {len(examples)} texts with {model.model_id}")
     probs = model.predict_proba([e.path_or_text for e in examples])
-    metrics = {"all": summary(args, examples, probs, probs.max(axis=1))}
-    return eval_report(args, model.model_id, examples, metrics, "text sentiment")
+    metrics = {"all": common.summary(args, examples, probs, probs.max(axis=1))}
+    return common.eval_report(args, model.model_id, examples, metrics, "text sentiment")
 
 
 def train(args: TrainRequest) -> dict[str, Any]:
-    if args.layout == "auto" and is_root(args.data, ("meld", "tweeteval")):
+    if args.layout == "auto" and common.is_root(args.data, ("meld", "tweeteval")):
         from sentistream.models.bundle import load_bundle_meta
         from sentistream.models.training import text as recipe
 
@@ -44,8 +35,8 @@ def train(args: TrainRequest) -> dict[str, Any]:
         out = ["--data", str(args.data), "--out", str(args.out), "--threads", str(args.threads)]
         theirs = recipe.main([*out, "--cache", str(args.cache / "text"), *args.delegate_args])
         meta = load_bundle_meta(theirs["bundle"], expected_kind="text")
-        headline = {"meld_dev": headline_of(theirs["metrics"]["meld_dev"])}
-        return delegated_report(args, meta, "models/training/text.py", headline)
+        headline = {"meld_dev": common.headline_of(theirs["metrics"]["meld_dev"])}
+        return common.delegated_report(args, meta, "models/training/text.py", headline)
     return _train_text_generic(args)
 
 
@@ -56,7 +47,7 @@ def _train_text_generic(args: TrainRequest) -> dict[str, Any]:
     from sentistream.models.text.features import assemble_features, normalize_text
     from sentistream.models.training import text_head as th
 
-    examples = load_examples(args)
+    examples = common.load_examples(args)
     sides = assign_splits(examples, args.dev_fraction, args.seed)
     encoder = th.lazy_encoder()
     data = {}
@@ -87,7 +78,7 @@ def _train_text_generic(args: TrainRequest) -> dict[str, Any]:
     with torch.no_grad():
         probs = torch.softmax(head(torch.from_numpy(x[side])), -1).numpy()
     label = side if side == "test" else "dev (model selection side: optimistic)"
-    metrics = {label: summary(args, sides[side], probs, probs.max(axis=1))}
+    metrics = {label: common.summary(args, sides[side], probs, probs.max(axis=1))}
     params = {
         "features": list(config.features),
         "embedding_dim": th.EMBEDDING_DIM,
@@ -98,7 +89,7 @@ def _train_text_generic(args: TrainRequest) -> dict[str, Any]:
     task = "text sentiment (MiniLM + VADER head)"
 
     def report(meta: Any) -> dict[str, Any]:
-        return trained_report(args, meta, examples, sides, metrics, task)
+        return common.trained_report(args, meta, examples, sides, metrics, task)
 
     meta = write_bundle(
         args.out,
@@ -109,7 +100,7 @@ def _train_text_generic(args: TrainRequest) -> dict[str, Any]:
         state=head.state_dict(),
         params=params,
         training_data={"data": str(args.data)},
-        metrics={"selected": selected, **{k: headline_of(v) for k, v in metrics.items()}},
-        card=card_of(report),
+        metrics={"selected": selected, **{k: common.headline_of(v) for k, v in metrics.items()}},
+        card=common.card_of(report),
     )
     return report(meta)

@@ -12,17 +12,8 @@ import numpy as np
 from sentistream.models.labels import VALENCE_LABELS as LABELS
 from sentistream.models.training.examples import Example
 from sentistream.models.training.splits import assign_splits
-from sentistream.pipelines.train.common import (
-    TrainRequest,
-    card_of,
-    delegated_report,
-    eval_report,
-    headline_of,
-    is_root,
-    load_examples,
-    summary,
-    trained_report,
-)
+from sentistream.pipelines.train import common
+from sentistream.pipelines.train.common import TrainRequest
 
 
 def evaluate(args: TrainRequest) -> dict[str, Any]:
@@ -31,7 +22,7 @@ def evaluate(args: TrainRequest) -> dict[str, Any]:
     from sentistream.models.audio import read_audio
     from sentistream.models.voice.model import VoiceEmotionModel
 
-    examples = load_examples(args)
+    examples = common.load_examples(args)
     model = VoiceEmotionModel.load(args.bundle, threads=args.threads)
     args.say(f"scoring {len(examples)} clips with {model.model_id}")
     groups = sorted({e.group for e in examples})
@@ -48,18 +39,18 @@ def evaluate(args: TrainRequest) -> dict[str, Any]:
     for view, preds in views.items():
         probs = np.array([[p.probs[k] for k in LABELS] for p in preds])
         conf = np.array([p.confidence for p in preds])
-        metrics[view] = summary(args, order, probs, conf)
-    return eval_report(args, model.model_id, order, metrics, "voice valence")
+        metrics[view] = common.summary(args, order, probs, conf)
+    return common.eval_report(args, model.model_id, order, metrics, "voice valence")
 
 
 def train(args: TrainRequest) -> dict[str, Any]:
-    if args.layout == "auto" and is_root(args.data, ("ravdess_audio", "tess")):
+    if args.layout == "auto" and common.is_root(args.data, ("ravdess_audio", "tess")):
         from sentistream.models.training import voice as recipe
 
         args.say("data root: running the voice recipe (models/training/voice.py)")
         name = args.name or recipe.NAME
         meta = recipe.train(args.data, args.out, args.cache / "voice", args.seed, name)
-        return delegated_report(args, meta, "models/training/voice.py", dict(meta.metrics))
+        return common.delegated_report(args, meta, "models/training/voice.py", dict(meta.metrics))
     return _train_voice_generic(args)
 
 
@@ -89,7 +80,7 @@ def _train_voice_generic(args: TrainRequest) -> dict[str, Any]:
     from sentistream.models.voice import features as vf
     from sentistream.models.voice.model import HEAD, confidence_from_probs
 
-    examples = load_examples(args)
+    examples = common.load_examples(args)
     sides = assign_splits(examples, args.dev_fraction, args.seed)
     order = sides["train"] + sides["dev"] + sides["test"]
     clips = _clips(order)
@@ -120,7 +111,7 @@ def _train_voice_generic(args: TrainRequest) -> dict[str, Any]:
     probs = vr.probs(vr.fit(xs, clips, tr, cfg, "plain").logits(xs["clean"][eval_side]), False)[0]
     side = "test" if len(te) else "dev (model selection side: optimistic)"
     eval_examples = [order[i] for i in eval_side]
-    metrics = {side: summary(args, eval_examples, probs, confidence_from_probs(probs))}
+    metrics = {side: common.summary(args, eval_examples, probs, confidence_from_probs(probs))}
     params = {
         "head": HEAD,
         "target": "valence",
@@ -133,7 +124,7 @@ def _train_voice_generic(args: TrainRequest) -> dict[str, Any]:
     task = "voice valence (Whisper-encoder + prosody heads)"
 
     def report(meta: Any) -> dict[str, Any]:
-        return trained_report(args, meta, order, sides, metrics, task)
+        return common.trained_report(args, meta, order, sides, metrics, task)
 
     meta = write_bundle(
         args.out,
@@ -147,7 +138,7 @@ def _train_voice_generic(args: TrainRequest) -> dict[str, Any]:
             "data": str(args.data),
             "speakers": sorted(set(vr.column(clips, "speaker"))),
         },
-        metrics={k: headline_of(v) for k, v in metrics.items()},
-        card=card_of(report),
+        metrics={k: common.headline_of(v) for k, v in metrics.items()},
+        card=common.card_of(report),
     )
     return report(meta)

@@ -15,9 +15,10 @@ import pyarrow.dataset as ds
 import pytest
 from kafkatools import committed, consume, make_clip, produce
 
+from sentistream.pipelines.options import RUNTIMES
 from sentistream.pipelines.stream.graph import StreamJob
 from sentistream.pipelines.stream.runtime import run
-from sentistream.pipelines.stream.settings import RUNTIMES, StreamSettings
+from sentistream.pipelines.stream.settings import StreamSettings
 from sentistream.transforms.config import (
     DecodeConfig,
     FaceConfig,

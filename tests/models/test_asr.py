@@ -96,13 +96,13 @@ def _spans() -> list[Span]:
     return [Span(0, 0.0, 2.0, 0.5), Span(1, 3.0, 2.0, 0.0), Span(2, 6.0, 1.0, 0.0)]
 
 
+def _words(text: str, *times: tuple[float, float]) -> list[AsrWord]:
+    """Whisper-style words of ``text`` (a leading space each, probability 0.9) at ``times``."""
+    return [AsrWord(f" {w}", s, e, 0.9) for w, (s, e) in zip(text.split(), times, strict=True)]
+
+
 def test_assign_words_by_time_and_to_segment_time():
-    words = [
-        AsrWord(" one", 0.2, 0.6, 0.9),
-        AsrWord(" two.", 1.0, 1.8, 0.9),
-        AsrWord(" three", 3.1, 3.5, 0.9),
-        AsrWord(" four.", 6.2, 6.6, 0.9),
-    ]
+    words = _words("one two. three four.", (0.2, 0.6), (1.0, 1.8), (3.1, 3.5), (6.2, 6.6))
     out = assign_words(words, _spans(), tolerance_s=1.0)
     assert [[w.text for w in run] for run in out] == [[" one", " two."], [" three"], [" four."]]
     # relative to each segment's untrimmed audio: span 0 had 0.5 s trimmed off its head
@@ -113,22 +113,16 @@ def test_assign_words_by_time_and_to_segment_time():
 def test_assign_words_keeps_a_late_sentence_end_with_its_sentence():
     # Whisper's alignment often puts the last word of a sentence, with zero duration,
     # at the start of the next speech: it still belongs to the sentence before.
-    words = [
-        AsrWord(" Kids", 0.0, 0.4, 0.9),
-        AsrWord(" are", 0.4, 0.6, 0.9),
-        AsrWord(" by", 0.6, 0.9, 0.9),
-        AsrWord(" the", 0.9, 3.0, 0.9),
-        AsrWord(" door.", 3.05, 3.05, 0.9),
-        AsrWord(" Dogs", 3.1, 3.5, 0.9),
-        AsrWord(" sit.", 3.5, 4.0, 0.9),
-    ]
+    text = "Kids are by the door. Dogs sit."
+    words = _words(
+        text, (0.0, 0.4), (0.4, 0.6), (0.6, 0.9), (0.9, 3.0), (3.05, 3.05), (3.1, 3.5), (3.5, 4.0)
+    )
     out = assign_words(words, _spans()[:2], tolerance_s=1.0, segment_starts=frozenset({0, 5}))
     assert ["".join(w.text for w in run) for run in out] == [" Kids are by the door.", " Dogs sit."]
 
 
 def test_assign_words_drops_far_words_and_punctuation():
-    words = [AsrWord(" hi", 0.1, 0.4, 0.9), AsrWord(" .", 0.5, 0.6, 0.9)]
-    words.append(AsrWord(" ghost", 9.5, 9.9, 0.9))  # 2.5 s after the last span
+    words = _words("hi . ghost", (0.1, 0.4), (0.5, 0.6), (9.5, 9.9))  # ghost: 2.5 s after the spans
     out = assign_words(words, _spans(), tolerance_s=1.0)
     assert [[w.text for w in run] for run in out] == [[" hi"], [], []]
 
@@ -185,8 +179,15 @@ def test_a_skipped_segment_is_transcribed_again_alone():
 
 def test_normalise_and_wer():
     assert normalise("Say the word 'back'!  It's 21, OK?") == [
-        "say", "the", "word", "back", "it's", "twenty", "one", "ok",
-    ]  # fmt: skip
+        "say",
+        "the",
+        "word",
+        "back",
+        "it's",
+        "twenty",
+        "one",
+        "ok",
+    ]
     assert number_words(1205) == "one thousand two hundred five"
     assert edit_distance(["a", "b", "c", "d"], ["a", "x", "c"]) == 2
     assert wer(["Kids are talking by the door"], ["kids are talking by the door."]) == 0.0

@@ -173,15 +173,17 @@ def test_pairs_share_labels_and_never_mix_folds() -> None:
 
 def test_compare_subsets_reports_seven_rows() -> None:
     x, y = synthetic(300, 8)
-    pairs = fp.PairSet(x, np.where(x[:, :, 2] > 0, 1, -1), y, np.array(["g"] * len(y)),
-                       np.array([""] * len(y)))  # fmt: skip
+    pairs = fp.PairSet(
+        x, np.where(x[:, :, 2] > 0, 1, -1), y, np.array(["g"] * len(y)), np.array([""] * len(y))
+    )
 
     def fixed(xs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         v = (xs[:, :, 0] * xs[:, :, 2]).sum(1)
         return np.digitize(v, [-0.2, 0.2]), np.full(len(xs), 0.5)
 
-    table = fc.compare_subsets(pairs, np.arange(len(y)), lambda s, r: fixed(pairs.x[r]), fixed,
-                               seed=0, n_boot=20)  # fmt: skip
+    table = fc.compare_subsets(
+        pairs, np.arange(len(y)), lambda s, r: fixed(pairs.x[r]), fixed, seed=0, n_boot=20
+    )
     assert [r["subset"] for r in table] == ["+".join(s) for s in fp.SUBSETS]
     assert all(r["learned_minus_fixed_accuracy"]["diff"] is not None for r in table)
 

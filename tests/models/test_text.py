@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from sentistream.models.bundle import resolve_bundle
+from sentistream.models.bundle import DEFAULT_BUNDLES, resolve_bundle
+from sentistream.models.labels import VALENCE_LABELS as LABELS
 from sentistream.models.text.features import (
     normalize_text,
     surface_features,
@@ -18,13 +19,13 @@ from sentistream.models.text.features import (
     vader_valence,
 )
 from sentistream.models.text.model import (
-    DEFAULT_BUNDLE,
-    LABELS,
     TextHead,
     TextSentimentModel,
     build_text_head,
     probs_to_predictions,
 )
+
+DEFAULT_BUNDLE = DEFAULT_BUNDLES["text"]
 
 NEGATIVE = "This is terrible, I hate it and I want a refund."
 POSITIVE = "This is wonderful, I love it, thank you so much!"

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from sentistream.models.bundle import resolve_bundle
+from sentistream.models.labels import VALENCE_LABELS as LABELS
 from sentistream.models.text.encoder import (
     LAYER_PREFIX,
     TokenStates,
@@ -23,7 +24,7 @@ from sentistream.models.text.encoder import (
     split_finetuned_state,
     subset,
 )
-from sentistream.models.text.model import LABELS, TextSentimentModel
+from sentistream.models.text.model import TextSentimentModel
 from sentistream.models.training.text_finetune import paired_delta
 
 BUNDLE = "text-minilm-ft"

@@ -111,8 +111,15 @@ def test_channel_prior_and_zscore() -> None:
 def test_valence_arousal_sum_the_emotions() -> None:
     p = np.eye(len(EMOTIONS))
     valence, arousal = valence_arousal(p)
-    expected = {"neutral": 1, "happy": 2, "sad": 0, "angry": 0, "fearful": 0, "disgust": 0,
-                "surprised": 2}  # fmt: skip
+    expected = {
+        "neutral": 1,
+        "happy": 2,
+        "sad": 0,
+        "angry": 0,
+        "fearful": 0,
+        "disgust": 0,
+        "surprised": 2,
+    }
     assert [int(np.argmax(v)) for v in valence] == [expected[e] for e in EMOTIONS]
     np.testing.assert_allclose(valence.sum(1), 1.0)
     assert arousal[EMOTIONS.index("angry")] == 1.0 and arousal[EMOTIONS.index("sad")] == 0.0

@@ -21,6 +21,11 @@ from sentistream.transforms.records import ModalityResult
 LABELS = ("negative", "neutral", "positive")
 
 
+def run_cli(command: str) -> None:
+    """Run ``sentistream COMMAND`` (words split on spaces) and require success."""
+    assert train_cli.main(command.split()) == 0
+
+
 def write_score_table(path: Path, n: int = 360, seed: int = 0) -> Path:
     """Per-modality scores with labels, as a user would export them from the pipeline."""
     rng = np.random.default_rng(seed)
@@ -74,8 +79,11 @@ def test_fixed_rule_adapter_matches_fuse_fixed() -> None:
     )
     pred, conf = fixed_rule_predictor()(x)
     for i, row in enumerate(x):
-        results = {m: ModalityResult(m, True, float(row[k, 0]), float(row[k, 1]))
-                   for k, m in enumerate(("face", "voice", "text")) if row[k, 2]}  # fmt: skip
+        results = {
+            m: ModalityResult(m, True, float(row[k, 0]), float(row[k, 1]))
+            for k, m in enumerate(("face", "voice", "text"))
+            if row[k, 2]
+        }
         ref = fuse_fixed(results, ("face", "voice", "text"))
         assert pred[i] == (LABELS.index(ref.label) if ref.label in LABELS else -1)
         assert conf[i] == pytest.approx(ref.confidence)
@@ -83,9 +91,24 @@ def test_fixed_rule_adapter_matches_fuse_fixed() -> None:
 
 
 def _train(table: Path, out: Path, *extra: str) -> int:
-    return train_cli.main(["train", "fusion", "--data", str(table), "--out", str(out),
-                           "--epochs", "25", "--hidden", "0", "--bootstrap", "50", "--quiet",
-                           *extra])  # fmt: skip
+    return train_cli.main(
+        [
+            "train",
+            "fusion",
+            "--data",
+            str(table),
+            "--out",
+            str(out),
+            "--epochs",
+            "25",
+            "--hidden",
+            "0",
+            "--bootstrap",
+            "50",
+            "--quiet",
+            *extra,
+        ]
+    )
 
 
 def test_train_and_evaluate_fusion_end_to_end(tmp_path: Path) -> None:
@@ -99,8 +122,14 @@ def test_train_and_evaluate_fusion_end_to_end(tmp_path: Path) -> None:
     report = json.loads((folder / "report.json").read_text())
     table_rows = report["comparison"]["subsets"]
     assert [r["subset"] for r in table_rows] == [
-        "face", "voice", "text", "face+voice", "face+text", "voice+text", "face+voice+text"
-    ]  # fmt: skip
+        "face",
+        "voice",
+        "text",
+        "face+voice",
+        "face+text",
+        "voice+text",
+        "face+voice+text",
+    ]
     for r in table_rows:
         for method in ("learned", "fixed", "best_single"):
             assert 0 <= r[method]["accuracy"] <= 1 and 0 <= r[method]["ece"] <= 1
@@ -114,9 +143,10 @@ def test_train_and_evaluate_fusion_end_to_end(tmp_path: Path) -> None:
     model = LearnedFusion.load(str(bundle))
     assert model.model_id == report["model_id"] and model.components == {}
     ev = tmp_path / "eval.json"
-    argv = ["evaluate", "fusion", "--data", str(table), "--bundle", str(bundle), "--split",
-            "test", "--report", str(ev), "--bootstrap", "50", "--quiet"]  # fmt: skip
-    assert train_cli.main(argv) == 0
+    run_cli(
+        f"evaluate fusion --data {table} --bundle {bundle} --split test --report "
+        f"{ev} --bootstrap 50 --quiet"
+    )
     evaluated = json.loads(ev.read_text())
     assert evaluated["data"]["n_rows"] == 60 and len(evaluated["comparison"]["subsets"]) == 7
     assert ev.with_suffix(".md").read_text().startswith("# fusion evaluation")
@@ -148,7 +178,7 @@ def test_fusion_records_and_checks_component_ids(tmp_path: Path, capsys) -> None
     bundle = tmp_path / "out" / "fusion-late-mlp"
     assert LearnedFusion.load(str(bundle)).components == {"voice": "voice-a@1"}
     other = with_ids(table, tmp_path / "other.csv", "voice-b@1")
-    argv = ["evaluate", "fusion", "--data", str(other), "--bundle", str(bundle), "--quiet"]
+    argv = f"evaluate fusion --data {other} --bundle {bundle} --quiet".split()
     assert train_cli.main(argv) == 2
     assert "voice-a@1" in (err := capsys.readouterr().err) and "voice-b@1" in err
 
@@ -161,131 +191,18 @@ def test_bad_score_table_fails_with_a_clear_message(tmp_path: Path, capsys) -> N
 
 
 def test_render_markdown_tables() -> None:
-    m = {"n": 10, "accuracy": 0.5, "accuracy_ci95": [0.3, 0.7], "macro_f1": 0.4,
-         "macro_f1_ci95": [0.2, 0.6], "weighted_f1": 0.45, "weighted_f1_ci95": [0.25, 0.65],
-         "ece": 0.1}  # fmt: skip
+    m = {
+        "n": 10,
+        "accuracy": 0.5,
+        "accuracy_ci95": [0.3, 0.7],
+        "macro_f1": 0.4,
+        "macro_f1_ci95": [0.2, 0.6],
+        "weighted_f1": 0.45,
+        "weighted_f1_ci95": [0.25, 0.65],
+        "ece": 0.1,
+    }
     text = render_markdown(
         {"name": "x", "model_id": "x@1", "metrics": {"test": m}, "command": "sentistream ..."},
         card=True,
     )
     assert "| test | 10 | 0.500 [0.300, 0.700] |" in text and "## Out of scope" in text
-
-
-@pytest.mark.data
-@pytest.mark.slow
-def test_evaluate_face_on_ckplus(shared_data: Path, tmp_path: Path) -> None:
-    report = tmp_path / "face.json"
-    argv = ["evaluate", "face", "--data", str(shared_data / "ckplus48"), "--report",
-            str(report), "--bootstrap", "50", "--quiet"]  # fmt: skip
-    assert train_cli.main(argv) == 0
-    m = json.loads(report.read_text())["metrics"]["valence"]
-    assert m["n"] == 423 and m["accuracy"] > 0.85 and m["ece"] < 0.1
-
-
-def write_face_manifest(folder: Path, n: int = 24) -> Path:
-    """Grey 48x48 noise 'faces' (the model's output on them does not matter here)."""
-    import cv2
-
-    rng = np.random.default_rng(0)
-    lines = ["media,label,group,split"]
-    for i in range(n):
-        name = f"img{i}.png"
-        cv2.imwrite(str(folder / name), rng.integers(0, 256, (48, 48), dtype=np.uint8))
-        split = ("train", "dev", "test")[i % 3]
-        lines.append(f"{name},{LABELS[i % 3]},subject{i % 6}-{split},{split}")
-    (folder / "faces.csv").write_text("\n".join(lines) + "\n")
-    return folder / "faces.csv"
-
-
-def test_evaluate_and_calibrate_face_on_a_manifest(tmp_path: Path) -> None:
-    manifest = write_face_manifest(tmp_path)
-    report = tmp_path / "face.json"
-    argv = ["evaluate", "face", "--data", str(manifest), "--report", str(report),
-            "--bootstrap", "20", "--quiet"]  # fmt: skip
-    assert train_cli.main(argv) == 0
-    m = json.loads(report.read_text())["metrics"]["valence"]
-    assert m["n"] == 24 and 0 <= m["ece"] <= 1
-    argv = ["train", "face", "--data", str(manifest), "--report", str(report),
-            "--bootstrap", "20", "--quiet"]  # fmt: skip
-    assert train_cli.main(argv) == 0
-    out = json.loads(report.read_text())
-    assert out["calibration"]["fitted_on"] == "3-class valence NLL"
-    assert out["calibration"]["n_calibration"] == 8 and out["metrics"]["held_out"]["n"] == 8
-    assert out["calibration"]["apply"] == (
-        out["metrics"]["held_out_calibrated"]["ece"] < out["metrics"]["held_out"]["ece"]
-    )
-
-
-@pytest.mark.slow
-def test_train_and_evaluate_text_on_a_manifest(tmp_path: Path) -> None:
-    """The generic path (a user's own texts): MiniLM + VADER head, bundle loadable."""
-    words = {"negative": "awful terrible bad sad", "neutral": "the meeting is at noon",
-             "positive": "great wonderful thanks love"}  # fmt: skip
-    lines = ["text,label,group,split"]
-    for i in range(60):
-        label = LABELS[i % 3]
-        lines.append(f"{words[label]} {i},{label},call{i // 3},{'test' if i >= 45 else ''}")
-    manifest = tmp_path / "texts.csv"
-    manifest.write_text("\n".join(lines) + "\n")
-    out = tmp_path / "bundles"
-    argv = ["train", "text", "--data", str(manifest), "--out", str(out), "--epochs", "20",
-            "--bootstrap", "20", "--quiet", "--cache", str(tmp_path / "cache")]  # fmt: skip
-    assert train_cli.main(argv) == 0
-    report = json.loads((out / "text-custom" / "report.json").read_text())
-    assert report["metrics"]["test"]["accuracy"] > 0.4  # chance 1/3; 30 training texts
-    assert (out / "text-custom" / "card.md").read_text().count("## Intended use") == 1
-    ev = tmp_path / "ev.json"
-    bundle = str(out / "text-custom")
-    argv = ["evaluate", "text", "--data", str(manifest), "--bundle", bundle, "--split",
-            "test", "--report", str(ev), "--quiet"]  # fmt: skip
-    assert train_cli.main(argv) == 0
-    assert json.loads(ev.read_text())["metrics"]["all"]["n"] == 15
-
-
-def write_voice_manifest(folder: Path, n: int = 36) -> Path:
-    """Short generated 'speech' (harmonic tones; pitch rises with the label) as 16-bit wav."""
-    import wave
-
-    rng = np.random.default_rng(0)
-    lines = ["media,label,group,split"]
-    for i in range(n):
-        y, sr = i % 3, 16_000
-        t = np.arange(int(0.8 * sr)) / sr
-        f0 = 120 + 60 * y + rng.normal(0, 5)
-        audio = sum(np.sin(2 * np.pi * k * f0 * t) / k for k in range(1, 6)) * 0.1
-        audio *= 0.5 * (1 + np.sin(2 * np.pi * 3 * t))
-        with wave.open(str(folder / f"clip{i}.wav"), "wb") as f:
-            f.setnchannels(1)
-            f.setsampwidth(2)
-            f.setframerate(sr)
-            f.writeframes((audio * 32767).astype("<i2").tobytes())
-        split = ("train", "train", "dev", "test")[(i // 3) % 4]
-        lines.append(f"clip{i}.wav,{LABELS[y]},speaker{i // 6}-{split},{split}")
-    (folder / "voices.csv").write_text("\n".join(lines) + "\n")
-    return folder / "voices.csv"
-
-
-@pytest.mark.slow
-def test_train_and_evaluate_voice_on_a_manifest(tmp_path: Path) -> None:
-    """The generic voice path: flat valence heads on the recipe's features, then evaluate."""
-    from sentistream.models.voice.model import VoiceEmotionModel
-
-    manifest = write_voice_manifest(tmp_path)
-    out = tmp_path / "bundles"
-    argv = ["train", "voice", "--data", str(manifest), "--out", str(out), "--bootstrap", "20",
-            "--quiet", "--cache", str(tmp_path / "cache")]  # fmt: skip
-    assert train_cli.main(argv) == 0
-    folder = out / "voice-custom"
-    assert {p.name for p in folder.iterdir()} >= {"bundle.json", "weights.pt", "card.md"}
-    report = json.loads((folder / "report.json").read_text())
-    model = VoiceEmotionModel.load(str(folder), threads=1)
-    assert model.model_id == report["model_id"] and model.target == "valence"
-    assert report["metrics"]["test"]["n"] == 9
-    ev = tmp_path / "ev.json"
-    argv = ["evaluate", "voice", "--data", str(manifest), "--bundle", str(folder), "--split",
-            "test", "--report", str(ev), "--bootstrap", "20", "--quiet"]  # fmt: skip
-    assert train_cli.main(argv) == 0
-    metrics = json.loads(ev.read_text())["metrics"]
-    assert set(metrics) == {"channel (as run scores it)", "clips alone"}
-    assert metrics["clips alone"]["n"] == 9
-    assert metrics["clips alone"]["accuracy"] == report["metrics"]["test"]["accuracy"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +36,14 @@ def _touch(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(b"")
     return path
+
+
+def _read_as(
+    reader: Callable[[Path], list[Example]], root: Path, layout: str, *fields: str
+) -> list[tuple[object, ...]]:
+    """``reader(root)`` as tuples of ``fields``, once ``detect_layout(root)`` is ``layout``."""
+    assert detect_layout(root) == layout
+    return [tuple(getattr(e, f) for f in fields) for e in reader(root)]
 
 
 @pytest.fixture
@@ -89,13 +98,11 @@ def test_ravdess_flac_and_emodb_names(tmp_path: Path) -> None:
     emo = tmp_path / "emodb"
     for name in ("03a01Fa.flac", "08b02Lb.flac", "16a05Nc.wav"):
         _touch(emo / name)
-    ex = read_emodb(emo)
-    assert [(e.group, e.emotion, e.label) for e in ex] == [
+    assert _read_as(read_emodb, emo, "emodb", "group", "emotion", "label") == [
         ("emodb-03", "happy", "positive"),
         ("emodb-08", "boredom", "negative"),
         ("emodb-16", "neutral", "neutral"),
     ]
-    assert detect_layout(emo) == "emodb"
     _touch(emo / "notes.wav")
     with pytest.raises(ValueError, match="not an Emo-DB name"):
         read_emodb(emo)
@@ -121,13 +128,11 @@ def test_fer2013_folders_and_labels_csv(tmp_path: Path) -> None:
 def test_sst2_tsv(tmp_path: Path) -> None:
     (tmp_path / "train.tsv").write_text('sentence\tlabel\na "great" film \t1\ndull\t0\n')
     (tmp_path / "dev.tsv").write_text("sentence\tlabel\nfine\t1\n")
-    ex = read_sst2(tmp_path)
-    assert [(e.path_or_text, e.label, e.split) for e in ex] == [
+    assert _read_as(read_sst2, tmp_path, "sst2", "path_or_text", "label", "split") == [
         ('a "great" film', "positive", "train"),
         ("dull", "negative", "train"),
         ("fine", "positive", "dev"),
     ]
-    assert detect_layout(tmp_path) == "sst2"
     (tmp_path / "dev.tsv").write_text("sentence\tlabel\nfine\t2\n")
     with pytest.raises(ValueError, match="label must be 0 or 1"):
         read_sst2(tmp_path)
@@ -148,8 +153,11 @@ def test_tess_folders(tmp_path: Path) -> None:
 
 
 def test_ckplus_class_folders(tmp_path: Path) -> None:
-    for name in ("anger/S010_004_00000017.png", "happy/S011_006_00000001.png",
-                 "surprise/S010_001_00000009.png"):  # fmt: skip
+    for name in (
+        "anger/S010_004_00000017.png",
+        "happy/S011_006_00000001.png",
+        "surprise/S010_001_00000009.png",
+    ):
         _touch(tmp_path / name)
     ex = read_ckplus(tmp_path)
     assert sorted((e.group, e.label) for e in ex) == [
@@ -166,13 +174,11 @@ def test_meld_csv(tmp_path: Path) -> None:
         header + '1,"Oh, great.",Joey,joy,positive,0,0\n2,What?,Ross,surprise,negative,0,1\n'
     )
     (tmp_path / "dev_sent_emo.csv").write_text(header + "1,Okay.,Rachel,neutral,neutral,0,0\n")
-    ex = read_meld(tmp_path)
-    assert [(e.path_or_text, e.label, e.group, e.split) for e in ex] == [
+    assert _read_as(read_meld, tmp_path, "meld", "path_or_text", "label", "group", "split") == [
         ("Okay.", "neutral", "meld-dev-0", "dev"),
         ("Oh, great.", "positive", "meld-train-0", "train"),
         ("What?", "negative", "meld-train-0", "train"),
     ]
-    assert detect_layout(tmp_path) == "meld"
     assert detect_layout(tmp_path / "dev_sent_emo.csv") == "meld"
 
 
@@ -207,8 +213,10 @@ def test_manifest_csv_and_jsonl(tmp_path: Path, suffix: str) -> None:
     path = tmp_path / f"manifest{suffix}"
     if suffix == ".csv":
         lines = ["media,text,label,group,split"]
-        lines += [",".join(r.get(k, "") for k in ("media", "text", "label", "group", "split"))
-                  for r in rows]  # fmt: skip
+        lines += [
+            ",".join(r.get(k, "") for k in ("media", "text", "label", "group", "split"))
+            for r in rows
+        ]
         path.write_text("\n".join(lines) + "\n")
     else:
         path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")

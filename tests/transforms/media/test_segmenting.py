@@ -119,20 +119,27 @@ def test_long_speech_is_split_and_carry_stays_bounded(speech: list[np.ndarray]) 
 
 def test_silence_gives_only_windows() -> None:
     total = 23.0
-    spans, carried, _ = stream(np.zeros(round(total * RATE), np.float32), total, 3.0,
-                               StreamingSegmenter(CFG))  # fmt: skip
+    spans, carried, _ = stream(
+        np.zeros(round(total * RATE), np.float32), total, 3.0, StreamingSegmenter(CFG)
+    )
     assert spans == window_spans(0.0, total, CFG)
     assert [(s.start_s, s.end_s) for s in spans] == [
-        (0.0, 5.0), (5.0, 10.0), (10.0, 15.0), (15.0, 20.0), (20.0, 23.0)
-    ]  # fmt: skip
+        (0.0, 5.0),
+        (5.0, 10.0),
+        (10.0, 15.0),
+        (15.0, 20.0),
+        (20.0, 23.0),
+    ]
     assert max(carried) < 2.0
 
 
 def test_no_audio_channel_is_all_windows() -> None:
     spans, carried, retain = stream(None, 12.2, 4.0, StreamingSegmenter(CFG))
     assert [(s.start_s, s.end_s, s.kind) for s in spans] == [
-        (0.0, 5.0, KIND_WINDOW), (5.0, 10.0, KIND_WINDOW), (10.0, 12.2, KIND_WINDOW)
-    ]  # fmt: skip
+        (0.0, 5.0, KIND_WINDOW),
+        (5.0, 10.0, KIND_WINDOW),
+        (10.0, 12.2, KIND_WINDOW),
+    ]
     assert carried == [0.0, 0.0, 0.0, 0.0]
     assert retain[:2] == [0.0, 5.0]
 
