@@ -75,14 +75,28 @@ def load_examples(args: TrainRequest, labelled: bool = True) -> list[Example]:
 def summary(
     args: TrainRequest, examples: list[Example], probs: np.ndarray, confidence: np.ndarray
 ) -> dict[str, Any]:
-    """Figures with group-bootstrap CIs (groups = speaker / subject / dialogue)."""
+    """Figures with group-bootstrap CIs (groups = speaker / subject / dialogue).
+
+    When the data carries fewer than the three labels (a binary positive / negative set such
+    as SST-2), ``present_labels`` adds the view restricted to the labels present: the
+    model's probabilities renormalised over those labels, so a ``neutral`` answer is not
+    simply counted wrong.
+    """
     from sentistream.models.training.metrics import classification_summary
 
     y = np.array([LABELS.index(e.label) for e in examples])
     groups = np.array([e.group for e in examples])
-    return classification_summary(
-        y, probs.argmax(axis=1), confidence, 3, seed=args.seed, n_boot=args.bootstrap, groups=groups
-    )
+    kw = {"seed": args.seed, "n_boot": args.bootstrap, "groups": groups}
+    out = classification_summary(y, probs.argmax(axis=1), confidence, 3, **kw)
+    present = np.unique(y)
+    if 1 < len(present) < len(LABELS):
+        sub = probs[:, present] / np.clip(probs[:, present].sum(axis=1, keepdims=True), 1e-12, None)
+        y_sub = np.searchsorted(present, y)
+        restricted = classification_summary(
+            y_sub, sub.argmax(axis=1), sub.max(axis=1), len(present), **kw
+        )
+        out["present_labels"] = {"labels": [LABELS[i] for i in present], **restricted}
+    return out
 
 
 def data_block(args: TrainRequest, examples: list[Example]) -> dict[str, Any]:
@@ -118,7 +132,12 @@ def eval_report(
 
 def headline_of(m: dict[str, Any]) -> dict[str, Any]:
     keys = ("n", "accuracy", "accuracy_ci95", "macro_f1", "weighted_f1", "weighted_f1_ci95", "ece")
-    return {k: m[k] for k in keys if k in m}
+    head = {k: m[k] for k in keys if k in m}
+    if "present_labels" in m:
+        head["present_labels"] = headline_of(m["present_labels"]) | {
+            "labels": m["present_labels"]["labels"]
+        }
+    return head
 
 
 def delegated_report(

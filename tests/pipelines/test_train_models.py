@@ -137,3 +137,25 @@ def test_train_and_evaluate_voice_on_a_manifest(tmp_path: Path) -> None:
     assert set(metrics) == {"channel (as run scores it)", "clips alone"}
     assert metrics["clips alone"]["n"] == 9
     assert metrics["clips alone"]["accuracy"] == report["metrics"]["test"]["accuracy"]
+
+
+@pytest.mark.slow
+def test_evaluate_text_on_a_binary_set_reports_the_present_labels(tmp_path: Path) -> None:
+    """A positive / negative set: the 3-class view counts every ``neutral`` answer wrong,
+    the view restricted to the labels present does not."""
+    texts = {
+        "negative": ["this was a dull and tedious film", "the plot is a mess", "flat acting"],
+        "positive": ["a warm and funny delight", "the best film of the year", "moving"],
+    }
+    lines = ["text,label,group,split"]
+    for label, items in texts.items():
+        lines += [f"{t},{label},{label}{i},test" for i, t in enumerate(items)]
+    manifest = tmp_path / "binary.csv"
+    manifest.write_text("\n".join(lines) + "\n")
+    ev = tmp_path / "ev.json"
+    run_cli(f"evaluate text --data {manifest} --report {ev} --bootstrap 20 --quiet")
+    metrics = json.loads(ev.read_text())["metrics"]["all"]
+    binary = metrics["present_labels"]
+    assert binary["labels"] == ["negative", "positive"] and binary["n"] == 6
+    assert binary["accuracy"] >= metrics["accuracy"]
+    assert len(binary["per_class_f1"]) == 2
