@@ -35,7 +35,7 @@ KINDS = ("face", "voice", "text", "fusion")
 # ``evaluate fusion`` measures; which fusion ``run`` applies is ``DEFAULT_FUSION``.
 DEFAULT_BUNDLES: dict[str, str] = {
     "face": "face-fer2013-minixception",
-    "voice": "voice-whisper-tiny-v2",
+    "voice": "voice-whisper-tiny-v3",
     "text": "text-minilm-ft",
     "fusion": "fusion-late-mlp",
 }

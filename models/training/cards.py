@@ -168,48 +168,51 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join("| " + " | ".join(r) + " |" for r in lines)
 
 
+def _voice_row(name: str, m: dict[str, Any]) -> list[str]:
+    """One result (a fold's, or a mean with ``majority_*`` keys) as a card row."""
+    ece = _pair(m, "ece_max_prob", "ece_emitted_confidence")
+    majority = _pair(m["majority"]) if "majority" in m else _pair(m, *_MAJORITY)
+    return [name, _pair(m), majority, ece]
+
+
+_MAJORITY = ("majority_accuracy", "majority_macro_f1")
+
+
 def voice_card(meta: BundleMeta, report: dict[str, Any]) -> str:
     """The voice recipe's model card (Markdown) from its metadata and training report."""
-    emo, aro = ("emotion_accuracy", "emotion_macro_f1"), ("arousal_accuracy",) * 2
-    head = ["model", "valence acc / F1", "emotion acc / F1", "arousal acc", "ECE top-p / emitted"]
-    rows = []
+    head = ["recipe / test side", "valence acc / F1", "majority acc / F1", "ECE top-p / emitted"]
+    rows, emo_rows = [], []
     for k, r in report["recipes"].items():
-        m = r["loso"]["mean"]
-        rows.append(
-            [k, _pair(m), _pair(m, *emo), _pair(m, *aro)[:5]]
-            + [_pair(m, "ece_max_prob", "ece_emitted_confidence")]
-            + [_pair(c) for c in r["cross_corpus"]]
-        )
-    main = _table([*head, "RAVDESS->TESS acc / F1", "TESS->RAVDESS acc / F1"], rows)
-    plain, chan = (report["recipes"][k]["loso"]["folds"] for k in ("v2-plain", "v2-channel"))
+        m = r["lso"]["mean"]
+        rows.append(_voice_row(f"{k}, leave-speakers-out (mean of folds)", m))
+        for c, f in r["loco"]["corpora"].items():
+            rows.append(_voice_row(f"{k}, leave-one-corpus-out: {c}", f))
+        emo_rows.append([k, _pair(m, "emotion_accuracy", "emotion_macro_f1")])
+        emo_rows[-1].append(f"{m['arousal_accuracy']:.3f}" if "arousal_accuracy" in m else "-")
+    main = _table(head, rows)
+    plain, chan = (report["recipes"][k]["lso"]["folds"] for k in ("v3-plain", "v3-channel"))
     fold_rows = [
-        [c["test_speakers"][0], str(c["n_test"]), _pair(c["majority"]), _pair(p), _pair(c)]
-        + [_pair(c["emotion"])]
+        [", ".join(c["test_speakers"]), str(c["n_test"]), _pair(c["majority"]), _pair(p)]
+        + [_pair(c)]
         for p, c in zip(plain, chan, strict=True)
     ]
-    folds = _table(
-        ["test speaker", "n", "majority", "v2-plain", "v2-channel", "emotion (chan.)"], fold_rows
-    )
-    abl = _table(
-        ["recipe (LOSO; C by inner CV)", "valence acc / F1", "emotion acc / F1"],
-        [
-            [k, _pair(r["loso"]["mean"]), _pair(r["loso"]["mean"], *emo)]
-            for k, r in report["ablations"].items()
-        ],
-    )
-    spans = chan[0]["accuracy_by_channel_position"]
+    folds = _table(["test speakers", "n", "majority", "v3-plain", "v3-channel"], fold_rows)
+    emotions = _table(["recipe", "7-emotion acc / F1 (LSO)", "arousal acc"], emo_rows)
+    spans = chan[0].get("accuracy_by_channel_position", {})
     at = {k: np.mean([f["accuracy_by_channel_position"][k] for f in chan]) for k in spans}
+    lic = "\n".join(f"- {c}: {meta.training_data[c]}" for c in ("ravdess", "tess", "emodb"))
     return VOICE_CARD.format(
         meta=meta,
         main=main,
         folds=folds,
-        ablations=abl,
-        m=report["recipes"]["v2-channel"]["loso"]["mean"],
+        emotions=emotions,
+        lic=lic,
         final=json.dumps(report["final"]),
-        emotions=", ".join(report["emotions"]),
+        emotion_names=", ".join(report["emotions"]),
         position=", ".join(f"clips {k}: {v:.3f}" for k, v in at.items()),
         counts=", ".join(f"{k} {v}" for k, v in report["n_clips"].items()),
         n_speakers=len(report["n_clips"]),
+        dev=", ".join(meta.training_data.get("excluded_dev_speakers", [])),
     )
 
 
@@ -222,39 +225,44 @@ head); `predict(audios, normalise="channel", channel=stats)` / `predict_channel`
 each clip by its channel's earlier clips (`models/voice/features.py` `channel_normalise`; a pipeline
 keeps `ChannelStats`, 2 x 788 + 1 numbers, per video and speaker in a stateful step).
 Whisper tiny.en encoder (frozen, int8) mean+std ++ 20 prosodic features (torchaudio pitch,
-energy, rate, spectrum) -> class-balanced logistic regression over 7 emotions ({emotions});
-valence, arousal: sums of emotion probabilities. Settings by inner CV: `{final}`. Made by
-`sentistream train voice --data ../shared/data --out OUT` (`models/training/voice.py`).
+energy, rate, spectrum) -> class-balanced logistic regression over 7 emotions
+({emotion_names}; valence, arousal: sums of emotion probabilities) or over the 3 valence
+classes (`params["target"]`), whichever inner cross-validation picks. Settings: `{final}`.
+Made by `sentistream train voice --data ../shared/data --out OUT` (`models/training/voice.py`).
 
 ## Data and licences
 
-RAVDESS speech (Livingstone & Russo 2018): CC BY-NC-SA 4.0; TESS (Dupuis &
-Pichora-Fuller 2010): CC BY-NC-ND 4.0; non-commercial use only. Clips per speaker:
-{counts}: acted emotions on fixed words or sentences, not sentiment ratings. TESS pleasant
-surprise = surprised; RAVDESS calm is trained as neutral, not scored as an emotion;
-RAVDESS surprised (valence ambiguous) is not scored for valence.
+{lic}
+
+Non-commercial / research use only. {n_speakers} speakers (English RAVDESS actors 01-20 and
+TESS; German Emo-DB): {counts}. Acted emotions on fixed words or sentences, not sentiment
+ratings. TESS pleasant surprise = surprised; RAVDESS calm is trained as neutral; RAVDESS
+surprised (valence ambiguous) is not scored for valence; Emo-DB boredom is negative (valence
+head only). Left out of training and of model selection: the pipeline dev set's speakers
+({dev}; `models/training/splits.py` `DEV_VOICE_GROUPS`).
 
 ## Evaluation
 
-Leave-one-speaker-out ({n_speakers} speakers) and cross-corpus; settings by leave-one-speaker-out on
-the training speakers only. `v2-channel`: each test clip standardised by its speaker's
-earlier clips (3 random orders; accuracy by position in the channel: {position});
-`v2-speaker`: by all (upper bound). ECE (10 bins) of the top valence probability / the
-emitted confidence 1 - H/ln 3. Training-majority baselines: valence {m[majority_accuracy]:.3f}
-/ {m[majority_macro_f1]:.3f}; emotions {m[emotion_majority_accuracy]:.3f} (chance 0.143).
+Leave-speakers-out: 6 folds of whole speakers (mean of the folds) and leave-one-corpus-out
+(train on the two other corpora); every setting re-selected inside each outer fold by 3-fold
+cross-validation over its training speakers only. `v3-channel`: each test clip standardised
+by its speaker's earlier clips (3 random orders; accuracy by position in the channel:
+{position}); `v3-plain`: clips alone. ECE (10 bins) of the top valence probability / the
+emitted confidence 1 - H/ln 3. Majority: the training side's most frequent class. Emotion
+figures: `-` where a fold chose the flat valence head.
 
 {main}
 
 {folds}
 
-{ablations}
+{emotions}
 
 ## Failure modes, intended use
 
-- {n_speakers} acted speakers, studio-quiet, English; folds differ by 10-20 points;
-  cross-corpus valence stays near the majority class. Most of the gain needs `normalise=
-  "channel"` (compare `v2-plain`), which removes a channel's average voice (an angry
-  throughout channel reads as average): use it for one speaker with mixed affect.
+- Acted, studio-quiet speech in two languages; folds differ by several points, and a corpus
+  never heard (other recording set-up, language, speakers) costs most. `normalise="channel"`
+  removes a channel's average voice (an angry-throughout channel reads as average): use it
+  for one speaker with mixed affect; compare the `v3-plain` rows.
 - One weak signal for aggregate analytics of informed speakers; fuse, never use alone or
   for decisions about individuals. EU AI Act (Regulation (EU) 2024/1689) Art. 5(1)(f)
   prohibits emotion inference at work or in education (bar medical or safety reasons):

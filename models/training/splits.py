@@ -5,6 +5,8 @@
 * :func:`dev_mask`: the same draw as a boolean mask over (N,) group ids (the text recipe's
   dev dialogues of MELD train).
 * :func:`group_folds`: k folds of whole groups (cross-validation, fusion pairs).
+* :data:`DEV_VOICE_GROUPS` / :func:`is_dev_voice`: the speakers the pipeline dev set
+  (``sentistream evaluate devset``) takes its voices from; no voice model trains on them.
 """
 
 from __future__ import annotations
@@ -14,6 +16,18 @@ from collections.abc import Sequence
 import numpy as np
 
 from sentistream.models.training.examples import SPLITS, Example
+
+# The pipeline dev set's voices (``<corpus>:<speaker number>``): RAVDESS actors 21-22 and
+# Emo-DB speakers 15-16. Voice training and the fusion's voice scores leave them out.
+DEV_VOICE_GROUPS: tuple[str, ...] = ("ravdess:21", "ravdess:22", "emodb:15", "emodb:16")
+
+
+def is_dev_voice(group: str) -> bool:
+    """Whether a speaker group (``ravdess-21`` as the corpus readers write it, or
+    ``ravdess:21``) is one of :data:`DEV_VOICE_GROUPS`."""
+    corpus, _, speaker = group.replace(":", "-").partition("-")
+    key = f"{corpus}:{int(speaker)}" if speaker.isdigit() else f"{corpus}:{speaker}"
+    return key in DEV_VOICE_GROUPS
 
 
 def held_out_groups(groups: Sequence | np.ndarray, dev_fraction: float, seed: int) -> set:

@@ -1,10 +1,11 @@
 """The pieces of the voice recipe (:mod:`sentistream.models.training.voice`): labelled
-clips, cached features (clean and augmented), the normalisations, and class-balanced
-logistic regressions chosen by inner leave-one-speaker-out.
+clips (RAVDESS, TESS, Emo-DB; the pipeline dev set's speakers left out), cached features,
+the normalisations, and class-balanced logistic regressions chosen by inner k-fold
+cross-validation by speaker.
 
 A *recipe* is a normalisation (``plain``; ``channel``: by the speaker's earlier clips;
 ``speaker``: by all its clips) and a grid of :class:`Config` (L2 ``C``, prosody weight,
-augmentation, 7 emotions summed to valence or a flat valence head).
+7 emotions summed to valence or a flat valence head).
 """
 
 from __future__ import annotations
@@ -18,12 +19,12 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import torch
-import torchaudio
 
-from sentistream.models.audio import SAMPLE_RATE, read_audio
+from sentistream.models.audio import read_audio
 from sentistream.models.labels import VALENCE_LABELS
 from sentistream.models.training import corpora
 from sentistream.models.training.metrics import accuracy_f1, softmax_t
+from sentistream.models.training.splits import group_folds, is_dev_voice
 from sentistream.models.voice import features as vf
 from sentistream.models.whisper import (
     FRONTEND_VERSION,
@@ -32,15 +33,14 @@ from sentistream.models.whisper import (
     load_whisper,
 )
 
-AUGMENTS = ("speed0.9", "speed1.1", "noise20")
-KINDS = ("clean", *AUGMENTS)
-FEATURES_VERSION = "v2-meanstd-prosody-1"
+FEATURES_VERSION = "v3-meanstd-prosody-1"
 EMOTIONS = vf.EMOTIONS
+INNER_FOLDS = 3  # inner model selection: k folds of whole training speakers
 
 
 class Clip(NamedTuple):
     """``valence``: VALENCE_LABELS index (-1: ambiguous); ``target``: EMOTIONS index (calm:
-    neutral)."""
+    neutral; -1: an emotion outside EMOTIONS, Emo-DB boredom, trained for valence only)."""
 
     path: str
     corpus: str
@@ -53,7 +53,6 @@ class Clip(NamedTuple):
 class Config(NamedTuple):
     C: float
     prosody_weight: float  # 0: prosody unused
-    augment: bool
     hierarchical: bool = True  # emotions summed to valence; False: a valence head
 
 
@@ -63,22 +62,14 @@ class Recipe(NamedTuple):
 
 
 def make_grid(
-    weights: tuple[float, ...], augments: tuple[bool, ...], hierarchical: bool = True
+    weights: tuple[float, ...] = (1.0, 6.0), hierarchical: tuple[bool, ...] = (True, False)
 ) -> tuple[Config, ...]:
-    product = itertools.product((0.03, 0.3), weights, augments)
-    return tuple(Config(c, w, a, hierarchical) for c, w, a in product)
+    product = itertools.product((0.001, 0.01, 0.1), weights, hierarchical)
+    return tuple(Config(c, w, h) for c, w, h in product)
 
 
-FULL = make_grid((0.0, 6.0), (False, True))
-RECIPES = {f"v2-{m}": Recipe(m, FULL) for m in ("plain", "channel", "speaker")}
-ABLATIONS = {  # LOSO only; C by inner CV
-    "plain, flat valence head": Recipe("plain", make_grid((0,), (False,), False)),
-    "plain, hierarchical": Recipe("plain", make_grid((0,), (False,))),
-    "channel, flat valence head": Recipe("channel", make_grid((0,), (False,), False)),
-    "channel, hierarchical": Recipe("channel", make_grid((0,), (False,))),
-    "channel, hier. + prosody": Recipe("channel", make_grid((6.0,), (False,))),
-    "channel, hier. + prosody + augment": Recipe("channel", make_grid((6.0,), (True,))),
-}
+FULL = make_grid()
+RECIPES = {f"v3-{m}": Recipe(m, FULL) for m in ("plain", "channel")}
 
 
 def scores(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
@@ -87,54 +78,35 @@ def scores(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
 
 
 def read_clips(data: Path) -> list[Clip]:
-    """Every clip of ``data/ravdess_audio`` and ``data/tess`` (the ``corpora`` readers)."""
+    """Every clip of ``data/ravdess_audio``, ``data/tess`` and ``data/emodb`` (the
+    ``corpora`` readers) except the speakers of ``DEV_VOICE_GROUPS``."""
     examples = corpora.read_ravdess(data / "ravdess_audio") + corpora.read_tess(data / "tess")
+    examples += corpora.read_emodb(data / "emodb")
     clips = []
     for e in examples:
+        if is_dev_voice(e.group):
+            continue
         emo = "surprised" if e.emotion == "pleasant_surprise" else e.emotion
         valence = VALENCE_LABELS.index(e.label) if e.label in VALENCE_LABELS else -1
-        target = EMOTIONS.index("neutral" if emo == "calm" else emo)
+        emo_key = "neutral" if emo == "calm" else emo
+        target = EMOTIONS.index(emo_key) if emo_key in EMOTIONS else -1
         clips.append(Clip(e.path_or_text, e.corpus, e.group, emo, valence, target))
     return clips
 
 
-def augment(audio: np.ndarray, kind: str, seed: int) -> np.ndarray:
-    """(samples,) 16 kHz -> augmented copy: ``speedF`` (tempo and pitch by F), ``noiseD``
-    (white noise at D dB SNR, seeded) or ``clean``."""
-    wave_t = torch.from_numpy(audio)[None]
-    if kind == "clean":
-        return audio
-    if kind.startswith("speed"):
-        out, _ = torchaudio.functional.speed(wave_t, SAMPLE_RATE, float(kind[5:]))
-    elif kind.startswith("noise"):
-        gen = torch.Generator().manual_seed(seed)
-        noise = torch.randn(wave_t.shape, generator=gen)
-        out = torchaudio.functional.add_noise(wave_t, noise, torch.tensor([float(kind[5:])]))
-    else:
-        raise ValueError(f"kind must be 'clean', 'speedF' or 'noiseD', got {kind!r}")
-    return out[0].numpy().astype(np.float32)
-
-
-def extract(
-    clips: list[Clip], cache: Path, seed: int, kinds: tuple[str, ...] = KINDS
-) -> dict[str, np.ndarray]:
-    """(N, 788) features per kind: Whisper mean+std (768) ++ prosody (20), cached."""
+def extract(clips: list[Clip], cache: Path, threads: int = 1) -> np.ndarray:
+    """(N, 788) features: Whisper mean+std (768) ++ prosody (20), cached in ``cache``."""
     cache.mkdir(parents=True, exist_ok=True)
-    model_dir, out = default_model_dir(), {}
-    audio: list[np.ndarray] | None = None
-    for kind in kinds:
-        spec = [FEATURES_VERSION, FRONTEND_VERSION, model_dir, kind, seed, [c.path for c in clips]]
-        path = cache / f"{kind}-{hashlib.sha1(json.dumps(spec).encode()).hexdigest()[:16]}.npz"
-        if not path.is_file():
-            print(f"extracting {kind} ({len(clips)} clips)", file=sys.stderr)
-            if audio is None:
-                audio = [read_audio(c.path) for c in clips]
-            waves = [augment(a, kind, seed + i) for i, a in enumerate(audio)]
-            pooled = encode_pooled(load_whisper(model_dir, "cpu", "int8", threads=1), waves)
-            np.savez(path, meanstd=pooled, prosody=[vf.prosody_features(w) for w in waves])
-        with np.load(path) as z:
-            out[kind] = np.concatenate([z["meanstd"], z["prosody"]], 1).astype(np.float64)
-    return out
+    model_dir = default_model_dir()
+    spec = [FEATURES_VERSION, FRONTEND_VERSION, model_dir, [c.path for c in clips]]
+    path = cache / f"clean-{hashlib.sha1(json.dumps(spec).encode()).hexdigest()[:16]}.npz"
+    if not path.is_file():
+        print(f"extracting features ({len(clips)} clips)", file=sys.stderr)
+        waves = [read_audio(c.path) for c in clips]
+        pooled = encode_pooled(load_whisper(model_dir, "cpu", "int8", threads=threads), waves)
+        np.savez(path, meanstd=pooled, prosody=[vf.prosody_features(w) for w in waves])
+    with np.load(path) as z:
+        return np.concatenate([z["meanstd"], z["prosody"]], 1).astype(np.float64)
 
 
 def column(clips: list[Clip], field: str) -> np.ndarray:
@@ -151,18 +123,14 @@ class Fitted(NamedTuple):
         return self.model.decision_function((x - self.mean) / self.scale)
 
 
-def fit(
-    xs: dict[str, np.ndarray], clips: list[Clip], idx: np.ndarray, cfg: Config, mode: str
-) -> Fitted:
-    """Class-balanced logistic regression on ``idx`` (clean + augmented copies, each copy
-    z-scored per speaker unless ``mode == "plain"``) -> :class:`Fitted`."""
+def fit(x_all: np.ndarray, clips: list[Clip], idx: np.ndarray, cfg: Config, mode: str) -> Fitted:
+    """Class-balanced logistic regression on the clips ``idx`` (z-scored per speaker unless
+    ``mode == "plain"``) -> :class:`Fitted`."""
     from sklearn.linear_model import LogisticRegression
 
-    speaker, kinds = column(clips, "speaker")[idx], KINDS if cfg.augment else ("clean",)
-    x = np.concatenate(
-        [xs[k][idx] if mode == "plain" else vf.zscore(xs[k][idx], speaker) for k in kinds]
-    )
-    y = np.tile(column(clips, "target" if cfg.hierarchical else "valence")[idx], len(kinds))
+    speaker = column(clips, "speaker")[idx]
+    x = x_all[idx] if mode == "plain" else vf.zscore(x_all[idx], speaker)
+    y = column(clips, "target" if cfg.hierarchical else "valence")[idx]
     mean, scale = x.mean(0), np.maximum(x.std(0), 1e-6)
     prosody = 1 / cfg.prosody_weight if cfg.prosody_weight > 0 else 1e30
     scale[-len(vf.PROSODY_NAMES) :] *= prosody
@@ -175,7 +143,7 @@ View = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 def held_out_views(
-    xs: dict[str, np.ndarray],
+    x: np.ndarray,
     clips: list[Clip],
     train: np.ndarray,
     test: np.ndarray,
@@ -185,7 +153,7 @@ def held_out_views(
 ) -> list[View]:
     """The test features as the recipe sees them: [(clip indices, positions in their
     channel, (n, D) features)], one per random order of each speaker's clips (``channel``)."""
-    x, speaker = xs["clean"], column(clips, "speaker")
+    speaker = column(clips, "speaker")
     if mode != "channel":
         feats = x[test] if mode == "plain" else vf.zscore(x[test], speaker[test])
         return [(test, np.zeros(len(test), dtype=int), feats)]
@@ -208,17 +176,19 @@ def probs(z: np.ndarray, hierarchical: bool) -> tuple[np.ndarray, np.ndarray | N
 
 
 def select(
-    xs: dict[str, np.ndarray], clips: list[Clip], idx: np.ndarray, recipe: Recipe, seed: int
+    x: np.ndarray, clips: list[Clip], idx: np.ndarray, recipe: Recipe, seed: int
 ) -> tuple[Config, float]:
-    """The config with the best inner leave-one-speaker-out valence macro-F1 on ``idx``."""
+    """The config with the best valence macro-F1 (mean over :data:`INNER_FOLDS` folds of
+    whole speakers of ``idx``; ties to the earlier config)."""
     speaker, y = column(clips, "speaker"), column(clips, "valence")
+    fold = group_folds(speaker[idx], min(INNER_FOLDS, len(set(speaker[idx]))), seed)
     best: tuple[float, Config] | None = None
     for cfg in recipe.grid:
         f1s = []
-        for held in np.unique(speaker[idx]):
-            tr, va = idx[speaker[idx] != held], idx[speaker[idx] == held]
-            ((order, _, x),) = held_out_views(xs, clips, tr, va, recipe.mode, seed, orders=1)
-            z, yy = fit(xs, clips, tr, cfg, recipe.mode).logits(x), y[order]
+        for k in np.unique(fold):
+            tr, va = idx[fold != k], idx[fold == k]
+            ((order, _, xv),) = held_out_views(x, clips, tr, va, recipe.mode, seed, orders=1)
+            z, yy = fit(x, clips, tr, cfg, recipe.mode).logits(xv), y[order]
             pred = probs(z[yy >= 0], cfg.hierarchical)[0].argmax(1)
             f1s.append(scores(yy[yy >= 0], pred)["macro_f1"])
         if best is None or np.mean(f1s) > best[0] + 1e-9:
@@ -228,19 +198,40 @@ def select(
 
 
 def final_heads(
-    xs: dict[str, np.ndarray], clips: list[Clip], seed: int
+    x: np.ndarray, clips: list[Clip], seed: int
 ) -> tuple[vf.VoiceHeads, dict[str, Any]]:
-    """The shipped heads: ``plain`` and ``channel``, selected and fitted on all speakers."""
+    """The shipped heads, fitted on every training speaker: ``channel`` (what ``run``
+    scores) selected on the full grid, then ``plain`` with the same target (7 emotions or
+    3 valence classes: one head shape per bundle)."""
     every, info = np.arange(len(clips)), {}
-    heads = vf.VoiceHeads(in_features=xs["clean"].shape[1])
+    cfg, f1 = select(x, clips, every, RECIPES["v3-channel"], seed)
+    grid = tuple(c for c in FULL if c.hierarchical == cfg.hierarchical)
+    n_classes = len(EMOTIONS) if cfg.hierarchical else len(VALENCE_LABELS)
+    heads = vf.VoiceHeads(in_features=x.shape[1], n_classes=n_classes)
+    chosen = {"channel": (cfg, f1), "plain": select(x, clips, every, Recipe("plain", grid), seed)}
     for mode, head in (("plain", heads.plain), ("channel", heads.channel)):
-        cfg, f1 = select(xs, clips, every, RECIPES[f"v2-{mode}"], seed)
-        f = fit(xs, clips, every, cfg, mode)
+        cfg, f1 = chosen[mode]
+        f = fit(x, clips, every, cfg, mode)
         state = {"mean": f.mean, "scale": f.scale, "linear.weight": f.model.coef_}
         state |= {"linear.bias": f.model.intercept_}
         head.load_state_dict({k: torch.tensor(v, dtype=torch.float32) for k, v in state.items()})
         info[mode] = {"config": cfg._asdict(), "inner_cv_macro_f1": f1}
-    prior = vf.channel_prior(xs["clean"], column(clips, "speaker"))
+    prior = vf.channel_prior(x, column(clips, "speaker"))
     for buffer, value in zip((heads.prior_mean, heads.prior_var), prior, strict=True):
         buffer.copy_(torch.from_numpy(value))
     return heads.eval(), info
+
+
+def out_of_fold(
+    x: np.ndarray, clips: list[Clip], cfg: Config, mode: str, n_folds: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Held-out valence probabilities of every clip: ``n_folds`` folds of whole speakers,
+    each scored by ``cfg`` fitted on the others (``channel``: each speaker one channel in a
+    seeded random order). Returns (clip indices, (N, 3) probabilities) in scoring order."""
+    speaker, every = column(clips, "speaker"), np.arange(len(clips))
+    fold, rows = group_folds(speaker, n_folds, seed), []
+    for k in range(n_folds):
+        tr, te = every[fold != k], every[fold == k]
+        ((order, _, xv),) = held_out_views(x, clips, tr, te, mode, seed, orders=1)
+        rows.append((order, probs(fit(x, clips, tr, cfg, mode).logits(xv), cfg.hierarchical)[0]))
+    return np.concatenate([r[0] for r in rows]), np.concatenate([r[1] for r in rows])

@@ -118,6 +118,7 @@ class VoiceEmotionModel(Bundled):
         self.bucket_s = float(meta.params.get("bucket_s", 1.0))
         self.batch_size = 16
         self.prior_weight = float(meta.params.get("prior_weight", 1.0))
+        self.min_channel_clips = int(meta.params.get("min_channel_clips", 1))
         self.in_features = int(meta.params["in_features"])
         self.target = meta.params.get("target", "emotion")
 
@@ -169,15 +170,23 @@ class VoiceEmotionModel(Bundled):
             raise ValueError(f"features must be (N, {self.in_features}), got {x.shape}")
         if normalise not in NORMALISE:
             raise ValueError(f"normalise must be one of {NORMALISE}, got {normalise!r}")
-        head, stats = self.heads.plain, None
-        if normalise == "channel":
-            prior = (self.heads.prior_mean.numpy(), self.heads.prior_var.numpy())
-            previous = channel if channel is not None else ChannelStats.empty(x.shape[1])
-            x, stats = channel_normalise(x, previous, *prior, self.prior_weight)
-            head = self.heads.channel
+        probs = self._probs(self.heads.plain, x)
+        if normalise != "channel":
+            return probs, None
+        prior = (self.heads.prior_mean.numpy(), self.heads.prior_var.numpy())
+        previous = channel if channel is not None else ChannelStats.empty(x.shape[1])
+        xn, stats = channel_normalise(x, previous, *prior, self.prior_weight)
+        # A channel's first clips (position < min_channel_clips) keep the plain head: the
+        # channel statistics lean on the prior until then.
+        position = previous.n + 1 + np.arange(len(x))
+        use_channel = (position >= self.min_channel_clips)[:, None]
+        return np.where(use_channel, self._probs(self.heads.channel, xn), probs), stats
+
+    @staticmethod
+    def _probs(head: torch.nn.Module, x: np.ndarray) -> np.ndarray:
         with torch.no_grad():
             logits = head(torch.as_tensor(x, dtype=torch.float32))
-        return torch.softmax(logits, -1).numpy(), stats
+        return torch.softmax(logits, -1).numpy()
 
     def predict_features(
         self, features: np.ndarray, normalise: str = "none", channel: ChannelStats | None = None

@@ -35,14 +35,15 @@ from pathlib import Path
 import numpy as np
 
 from sentistream.models.audio import SAMPLE_RATE, read_audio
+from sentistream.models.training.splits import DEV_VOICE_GROUPS
 from sentistream.pipelines.demo.synth import talking_head_frames, write_media, write_vtt
 from sentistream.transforms.media.captions import Cue
 
 LABELS = ("negative", "neutral", "positive")
 CONDITIONS = ("all", "all_polar_words", "no_face", "no_voice", "no_words")
-# Held out for the dev set (train models without them): RAVDESS actors 21-22 and Emo-DB
-# speakers 15-16 give the voices; FER2013 PublicTest (the face dev split) gives the faces.
-DEV_VOICE_GROUPS = ("ravdess:21", "ravdess:22", "emodb:15", "emodb:16")
+# Held out for the dev set (train models without them): the voices come from
+# DEV_VOICE_GROUPS (models/training/splits.py: RAVDESS actors 21-22, Emo-DB speakers
+# 15-16); FER2013 PublicTest (the face dev split) gives the faces.
 FER_VALENCE = {
     "angry": "negative",
     "disgust": "negative",

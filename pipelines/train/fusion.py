@@ -116,7 +116,8 @@ def _fusion_data_shared(
     return {
         "kind": "PAIRED examples built from separate corpora, not real multimodal recordings",
         "face": "CK+ (ckplus48), peak-expression sequences, CK+ terms: non-commercial research",
-        "voice": "RAVDESS speakers the voice bundle did not train on (CC BY-NC-SA 4.0)",
+        "voice": "RAVDESS (CC BY-NC-SA 4.0), TESS (CC BY-NC-ND 4.0), Emo-DB (research use): "
+        "out-of-fold scores of the voice recipe by speaker",
         "text": "MELD train dialogues the text recipe held out (GPL-3.0 repository; Friends)",
         "n_pairs": len(pairs.y),
         "folds": args.folds,
@@ -176,9 +177,10 @@ FUSION_SUMMARY = (
 PAIRED_NOTE = (
     " IMPORTANT: no data here has face, voice and words of one person at one moment. The "
     "training and test examples are PAIRS of separately recorded items with the same "
-    "valence label (a CK+ face sequence, an acted RAVDESS voice clip, a MELD "
-    "sentence), each scored by the default component bundle itself on items it did not "
-    "train on (MELD dev, the text model's test side, is not used). Real "
+    "valence label (a CK+ face sequence, an acted RAVDESS / TESS / Emo-DB voice clip, a "
+    "MELD sentence), each scored on items its model did not train on (face and text: the "
+    "default bundle itself; voice: the voice recipe out of fold by speaker; MELD dev, the "
+    "text model's test side, is not used). Real "
     "recordings have correlated, conflicting and noisier modalities: these figures check "
     "that the model is sound on every subset; they are not its accuracy on calls."
 )

@@ -49,7 +49,9 @@ def train(args: TrainRequest) -> dict[str, Any]:
 
         args.say("data root: running the voice recipe (models/training/voice.py)")
         name = args.name or recipe.NAME
-        meta = recipe.train(args.data, args.out, args.cache / "voice", args.seed, name)
+        meta = recipe.train(
+            args.data, args.out, args.cache / "voice", args.seed, name, args.threads
+        )
         return common.delegated_report(args, meta, "models/training/voice.py", dict(meta.metrics))
     return _train_voice_generic(args)
 
@@ -85,37 +87,37 @@ def _train_voice_generic(args: TrainRequest) -> dict[str, Any]:
     order = sides["train"] + sides["dev"] + sides["test"]
     clips = _clips(order)
     args.say(f"encoding {len(clips)} clips (cache {args.cache})")
-    xs = vr.extract(clips, args.cache / "voice-features", args.seed)
+    x = vr.extract(clips, args.cache / "voice-features", args.threads)
     n_tr, n_dv = len(sides["train"]), len(sides["dev"])
     tr, dv, te = np.arange(n_tr), np.arange(n_tr, n_tr + n_dv), np.arange(n_tr + n_dv, len(order))
     y = vr.column(clips, "valence")
     best: tuple[float, vr.Config] | None = None
-    for cfg in vr.make_grid((0.0, 6.0), (False, True), hierarchical=False):
-        pred = vr.fit(xs, clips, tr, cfg, "plain").logits(xs["clean"][dv]).argmax(1)
+    for cfg in vr.make_grid((0.0, 6.0), (False,)):
+        pred = vr.fit(x, clips, tr, cfg, "plain").logits(x[dv]).argmax(1)
         f1 = vr.scores(y[dv], pred)["macro_f1"]
         args.say(f"{cfg}: dev macro-F1 {f1:.3f}")
         if best is None or f1 > best[0] + 1e-9:
             best = (f1, cfg)
     assert best is not None
     cfg = best[1]
-    heads = vf.VoiceHeads(in_features=xs["clean"].shape[1], n_classes=len(LABELS))
+    heads = vf.VoiceHeads(in_features=x.shape[1], n_classes=len(LABELS))
     for mode, head in (("plain", heads.plain), ("channel", heads.channel)):
-        f = vr.fit(xs, clips, tr, cfg, mode)
+        f = vr.fit(x, clips, tr, cfg, mode)
         state = {"mean": f.mean, "scale": f.scale, "linear.weight": f.model.coef_}
         state |= {"linear.bias": f.model.intercept_}
         head.load_state_dict({k: torch.tensor(v, dtype=torch.float32) for k, v in state.items()})
-    prior = vf.channel_prior(xs["clean"][tr], vr.column(clips, "speaker")[tr])
+    prior = vf.channel_prior(x[tr], vr.column(clips, "speaker")[tr])
     heads.prior_mean.copy_(torch.from_numpy(prior[0]))
     heads.prior_var.copy_(torch.from_numpy(prior[1]))
     eval_side = te if len(te) else dv
-    probs = vr.probs(vr.fit(xs, clips, tr, cfg, "plain").logits(xs["clean"][eval_side]), False)[0]
+    probs = vr.probs(vr.fit(x, clips, tr, cfg, "plain").logits(x[eval_side]), False)[0]
     side = "test" if len(te) else "dev (model selection side: optimistic)"
     eval_examples = [order[i] for i in eval_side]
     metrics = {side: common.summary(args, eval_examples, probs, confidence_from_probs(probs))}
     params = {
         "head": HEAD,
         "target": "valence",
-        "in_features": int(xs["clean"].shape[1]),
+        "in_features": int(x.shape[1]),
         "prior_weight": 1.0,
         "bucket_s": 1.0,
         "train_config": cfg._asdict(),

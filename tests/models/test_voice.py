@@ -12,7 +12,8 @@ import torch
 
 from sentistream.models.audio import read_audio
 from sentistream.models.bundle import BundleMeta, load_bundle_meta, save_bundle_meta
-from sentistream.models.training.voice_fit import read_clips
+from sentistream.models.training.corpora import read_emodb, read_ravdess
+from sentistream.models.training.splits import is_dev_voice
 from sentistream.models.voice.features import (
     EMOTIONS,
     PROSODY_NAMES,
@@ -33,7 +34,7 @@ from sentistream.models.voice.model import (
 
 REPO = Path(__file__).resolve().parents[2]
 
-BUNDLE = "voice-whisper-tiny-v2"
+BUNDLE = "voice-whisper-tiny-v3"
 
 
 # -------------------------------------------------------------------- prosody
@@ -149,6 +150,24 @@ def test_bundle_loads_strictly(tmp_path: Path) -> None:
         load_heads(load_bundle_meta(str(_write(tmp_path, valence, {"in_features": 12}))))
 
 
+def test_first_clips_of_a_channel_use_the_plain_head(tmp_path: Path) -> None:
+    """Until a channel has ``min_channel_clips`` clips its clips are scored alone; from
+    then on by the channel head on channel-normalised features."""
+    torch.manual_seed(0)
+    heads = VoiceHeads(in_features=12, n_classes=3)
+    heads.channel.linear.weight.data.mul_(-1.0)  # make the two heads disagree
+    _write(tmp_path, heads, {"in_features": 12, "target": "valence", "min_channel_clips": 3})
+    meta = load_bundle_meta(str(tmp_path))
+    model = VoiceEmotionModel(heads=load_heads(meta), meta=meta, encoder=None)
+    x = np.random.default_rng(0).normal(size=(5, 12))
+    alone, _ = model.emotion_probs(x)
+    mixed, stats = model.emotion_probs(x, normalise="channel")
+    np.testing.assert_allclose(mixed[:2], alone[:2], atol=1e-6)
+    assert not np.allclose(mixed[2:], alone[2:], atol=1e-3) and stats.n == 5
+    later, _ = model.emotion_probs(x[2:], normalise="channel", channel=stats)
+    assert not np.allclose(later, model.emotion_probs(x[2:])[0], atol=1e-3)  # position >= 3
+
+
 def test_load_rejects_other_heads_and_kinds(tmp_path: Path) -> None:
     path = _write(tmp_path, VoiceHeads(in_features=8), {"in_features": 8})
     data = json.loads(path.read_text())
@@ -182,10 +201,12 @@ def test_shipped_bundle_metadata() -> None:
     assert tuple(meta.params["emotions"]) == EMOTIONS
     assert meta.metrics["report"] == f"docs/reports/{BUNDLE}.json"
     report = json.loads((REPO / meta.metrics["report"]).read_text())
-    assert report["model_id"] == meta.model_id and "v2-channel" in report["recipes"]
+    assert report["model_id"] == meta.model_id and "v3-channel" in report["recipes"]
     assert set(meta.training_data["speakers"]) == set(report["n_clips"])
+    assert not any(is_dev_voice(s) for s in meta.training_data["speakers"])
     state = torch.load(meta.weights_path, weights_only=True)
-    heads = VoiceHeads(in_features=meta.params["in_features"])
+    n_classes = len(EMOTIONS) if meta.params["target"] == "emotion" else len(LABELS)
+    heads = VoiceHeads(in_features=meta.params["in_features"], n_classes=n_classes)
     heads.load_state_dict(state, strict=True)
 
 
@@ -195,7 +216,8 @@ def test_predictions_in_range_and_batch_equals_items(speechlike, model: VoiceEmo
     assert model.model_id.startswith(BUNDLE + "@") and model.predict([]) == []
     batch = model.predict(clips)
     for clip, p in zip(clips, batch, strict=True):
-        assert -1 <= p.valence <= 1 and 0 <= p.confidence <= 1 and p.arousal is not None
+        assert -1 <= p.valence <= 1 and 0 <= p.confidence <= 1
+        assert (p.arousal is not None) == (model.target == "emotion")
         assert sum(p.probs.values()) == pytest.approx(1, abs=1e-5)
         assert model.predict([clip])[0].valence == pytest.approx(p.valence, abs=1e-4)
 
@@ -221,11 +243,12 @@ def test_channel_mode_carries_stats(speechlike, model: VoiceEmotionModel) -> Non
 def test_happy_reads_more_positive_than_angry_or_sad(
     model: VoiceEmotionModel, shared_data: Path
 ) -> None:
-    """Sanity on a few clips of speakers the bundle never heard (actors 03-22, FLAC)."""
+    """Sanity on a few clips of the dev speakers the bundle never heard (DEV_VOICE_GROUPS)."""
     trained = set(model.meta.training_data["speakers"])
-    clips = [c for c in read_clips(shared_data) if c.speaker not in trained]
-    chosen = [c for c in clips if c.emotion in ("happy", "angry", "sad")][::20]
-    audios = [read_audio(c.path) for c in chosen]
+    examples = read_ravdess(shared_data / "ravdess_audio") + read_emodb(shared_data / "emodb")
+    clips = [e for e in examples if is_dev_voice(e.group) and e.group not in trained]
+    chosen = [e for e in clips if e.emotion in ("happy", "angry", "sad")][::4]
+    audios = [read_audio(c.path_or_text) for c in chosen]
     valence = np.array([p.valence for p in model.predict(audios)])
     emotion = np.array([c.emotion for c in chosen])
     assert valence[emotion == "happy"].mean() > valence[emotion == "angry"].mean()

@@ -26,9 +26,10 @@ def clips():
 
 @pytest.fixture(scope="module")
 def model():
+    from sentistream.models.bundle import DEFAULT_BUNDLES
     from sentistream.models.voice.model import VoiceEmotionModel
 
-    return VoiceEmotionModel.load("voice-whisper-tiny-v2", threads=1)
+    return VoiceEmotionModel.load(DEFAULT_BUNDLES["voice"], threads=1)
 
 
 def test_batches_carry_each_channels_state_like_one_sequence(model, clips):

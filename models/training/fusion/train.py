@@ -1,15 +1,16 @@
 """Train and compare the learned late fusion (``models/fusion/learned.py``).
 
 No real data here has face, voice and words of one person at one moment, so training
-examples are *paired*: a CK+ face sequence, a RAVDESS/TESS voice clip and a MELD/TweetEval
+examples are *paired*: a CK+ face sequence, a RAVDESS/TESS/Emo-DB voice clip and a MELD/TweetEval
 sentence with the same 3-class valence, each scored by the real component model on data
 that model did not train on (held-out predictions):
 
 * face: the pretrained FER2013 mini-Xception never saw CK+; each CK+ sequence (its 3
   peak frames) is scored as the pipeline scores a segment (``aggregate_segment``). CK+ has
   no neutral faces, so neutral pairs have no face (see ``models/fusion/learned.py``).
-* voice: the default voice bundle on the RAVDESS / TESS speakers it never trained on (its
-  ``training_data["speakers"]``), each speaker one channel, channel-normalised as the
+* voice: out-of-fold scores of the default voice bundle's recipe (its channel head's
+  settings refitted without each fold of whole speakers; the bundle itself trains on every
+  speaker but the pipeline dev set's), each speaker one channel, channel-normalised as the
   pipeline scores it.
 * text: the default text bundle on the MELD train dialogues its recipe held out for model
   selection (never trained on). MELD dev, the text model's test side, is never used.
