@@ -28,7 +28,7 @@ BUNDLE_FILE = "bundle.json"
 WEIGHTS_FILE = "weights.pt"
 CARD_FILE = "card.md"
 REPORT_FILE = "report.json"
-KINDS = ("face", "voice", "text", "fusion")
+KINDS = ("face", "voice", "text", "fusion", "calibration")
 
 # The default bundle of each kind: what ``sentistream run`` uses and ``evaluate`` measures.
 # "fusion" names the shipped learned fusion that ``train fusion`` writes and
@@ -41,6 +41,8 @@ DEFAULT_BUNDLES: dict[str, str] = {
 }
 # The fusion ``run`` applies: a learned bundle's name, or None for the fixed rule.
 DEFAULT_FUSION: str | None = None
+# The confidence calibration ``run`` applies to the output columns (None: raw confidences).
+DEFAULT_CALIBRATION: str | None = None
 
 
 def default_bundle(kind: str) -> str:

@@ -186,6 +186,12 @@ MODEL_FLAGS: tuple[Flag, ...] = (
         optional=True,
     ),
     Flag(
+        "--calibration",
+        "fusion.calibration",
+        "confidence calibration bundle applied to every confidence column ('' = raw)",
+        optional=True,
+    ),
+    Flag(
         "--fusion-any-components",
         "fusion.allow_other_components",
         "apply the learned fusion to face/voice/text bundles other than those it was trained on",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sentistream.models.bundle import DEFAULT_BUNDLES, DEFAULT_FUSION
+from sentistream.models.bundle import DEFAULT_BUNDLES, DEFAULT_CALIBRATION, DEFAULT_FUSION
 
 DEVICES = ("cpu", "cuda")
 
@@ -171,6 +171,9 @@ class FusionConfig:
     bundle: str | None = DEFAULT_FUSION  # a learned fusion bundle; None = the fixed rule
     # A learned bundle refuses component bundles other than those it was trained on.
     allow_other_components: bool = False
+    # A calibration bundle mapping every confidence column to the probability that its
+    # label is right (models/calibration.py); None = the raw confidences.
+    calibration: str | None = DEFAULT_CALIBRATION
 
     def __post_init__(self) -> None:
         if not 0 <= self.neutral_band < 1:

@@ -23,12 +23,16 @@ def to_score_row(
     config: PipelineConfig,
     processed_at: float,
     learned: Any | None = None,
+    calibration: Any | None = None,
 ) -> ScoreRow:
     """Fuse one scored segment and flatten it into an output row (pure).
 
     ``learned``: a loaded learned-fusion bundle (``models.fusion.LearnedFusion``); None =
-    the documented fixed rule.
+    the documented fixed rule. ``calibration``: a ``models.calibration.ConfidenceCalibration``
+    mapping each confidence column to the probability that its label is right (fusion
+    itself uses the raw confidences); None = raw confidences.
     """
+    cal = calibration.calibrate if calibration is not None else (lambda _, c: c)
     policy = record.policy
     if policy is None:
         raise ValueError(f"segment {record.segment_id} reached fusion without a policy decision")
@@ -63,7 +67,7 @@ def to_score_row(
         asr_confidence=transcript.confidence if transcript and transcript.source == "asr" else None,
         face_present=bool(face and face.present),
         face_valence=face.valence if face else None,
-        face_confidence=face.confidence if face else None,
+        face_confidence=cal("face", face.confidence) if face else None,
         face_expression=max(face.probs, key=face.probs.__getitem__)
         if face and face.probs
         else None,
@@ -71,15 +75,15 @@ def to_score_row(
         voice_present=bool(voice and voice.present),
         voice_valence=voice.valence if voice else None,
         voice_arousal=voice.arousal if voice else None,
-        voice_confidence=voice.confidence if voice else None,
+        voice_confidence=cal("voice", voice.confidence) if voice else None,
         voice_reason=_reason(voice),
         text_present=bool(text and text.present),
         text_valence=text.valence if text else None,
-        text_confidence=text.confidence if text else None,
+        text_confidence=cal("text", text.confidence) if text else None,
         text_reason=_reason(text),
         fused_valence=fused.valence,
         fused_label=fused.label,
-        fused_confidence=fused.confidence,
+        fused_confidence=cal("fused", fused.confidence) if fused.present else fused.confidence,
         modalities_present=",".join(fused.present),
         modalities_enabled=",".join(policy.enabled),
         policy_id=policy.policy_id,
@@ -87,7 +91,9 @@ def to_score_row(
         face_model_id=face.model_id if face else None,
         voice_model_id=voice.model_id if voice else None,
         text_model_id=text.model_id if text else None,
-        fusion_model_id=fusion_model_id,
+        fusion_model_id=fusion_model_id
+        if calibration is None
+        else f"{fusion_model_id}+calibrated:{calibration.model_id}",
         detail_json=json.dumps(detail, sort_keys=True, default=str),
         metadata_json=json.dumps(dict(record.ref.metadata), sort_keys=True, default=str),
         event_time=record.ref.event_time,

@@ -61,6 +61,26 @@ def load_fusion(config: PipelineConfig) -> Any | None:
     return fusion
 
 
+def load_calibration(config: PipelineConfig) -> Any | None:
+    """The configured confidence calibration, checked against the configured bundles and
+    fusion (ValueError naming the mismatch); None for raw confidences."""
+    if not config.fusion.calibration:
+        return None
+    from sentistream.models.bundle import load_bundle_meta
+    from sentistream.models.calibration import ConfidenceCalibration
+    from sentistream.transforms.fusion import FIXED_RULE_ID
+
+    calibration = ConfidenceCalibration.load(config.fusion.calibration)
+    bundles = {"face": config.face.bundle, "voice": config.voice.bundle, "text": config.text.bundle}
+    ids = {m: load_bundle_meta(b, expected_kind=m).model_id for m, b in bundles.items()}
+    fusion = config.fusion.bundle
+    ids["fused"] = (
+        load_bundle_meta(fusion, expected_kind="fusion").model_id if fusion else FIXED_RULE_ID
+    )
+    calibration.check_model_ids(ids)
+    return calibration
+
+
 class FuseFn(beam.DoFn):
     """Last step: scored ``SegmentRecord`` -> ``ScoreRow``; ``DeadLetter`` -> row."""
 
@@ -68,9 +88,11 @@ class FuseFn(beam.DoFn):
         self._config = config
         self._clock = clock  # injectable for tests
         self._learned: Any | None = None
+        self._calibration: Any | None = None
 
     def setup(self) -> None:
         self._learned = load_fusion(self._config)
+        self._calibration = load_calibration(self._config)
 
     def process(self, element: SegmentRecord | DeadLetter) -> Iterator[ScoreRow | DeadLetterRow]:
         now = self._clock()
@@ -78,7 +100,7 @@ class FuseFn(beam.DoFn):
             yield to_dead_letter_row(element, now)
             return
         try:
-            yield to_score_row(element, self._config, now, self._learned)
+            yield to_score_row(element, self._config, now, self._learned, self._calibration)
         except Exception as exc:  # noqa: BLE001 - one bad row must not stop the stream
             dead = DeadLetter.from_error(element.ref, "fuse", exc, segment_id=element.segment_id)
             yield to_dead_letter_row(dead, now)
@@ -94,7 +116,8 @@ class ScoreVideos(beam.PTransform):
 
     def expand(self, refs):
         cfg, path = self._config, plan(self._config)
-        load_fusion(cfg)  # a mismatched fusion bundle fails here, before anything runs
+        load_fusion(cfg)  # a mismatched fusion or calibration bundle fails here, before
+        load_calibration(cfg)  # anything runs
         records = (
             refs
             | "DecodeAndSegment"

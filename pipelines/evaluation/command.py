@@ -1,4 +1,4 @@
-"""``sentistream evaluate devset`` and ``sentistream evaluate pipeline`` (see ``pipeline.py``).
+"""``sentistream evaluate devset``, ``evaluate pipeline`` and ``evaluate calibrate``.
 
 Registered by the training CLI (``pipelines/train/cli.py``) beside ``evaluate face`` etc.
 """
@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from sentistream.pipelines.evaluation.calibrate import fit_calibration
 from sentistream.pipelines.evaluation.devset import CONDITIONS, build_devset
 from sentistream.pipelines.evaluation.pipeline import evaluate_pipeline, write_report
 from sentistream.pipelines.evaluation.report import markdown
@@ -30,19 +31,39 @@ def add_parsers(models: Any) -> None:
     dev.add_argument("--seed", type=int, default=0)
     dev.set_defaults(func=_devset)
 
-    pipe = models.add_parser(
-        "pipeline",
-        help="run the batch pipeline on labelled media and score every modality",
-        description=sys.modules[evaluate_pipeline.__module__].__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    pipe.add_argument("--data", type=Path, required=True, help="labelled JSONL manifest")
+    pipe = _labelled_parser(models, "pipeline", evaluate_pipeline, _pipeline)
     pipe.add_argument("--output", type=Path, help="where the run's rows go (default: a temp dir)")
     pipe.add_argument("--report", type=Path, help="report JSON (a .md copy is written beside)")
     pipe.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     pipe.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples")
-    add_model_arguments(pipe)
-    pipe.set_defaults(func=_pipeline)
+    cal = _labelled_parser(models, "calibrate", fit_calibration, _calibrate)
+    cal.add_argument("--out", type=Path, required=True, help="folder for the bundle")
+
+
+def _labelled_parser(models: Any, name: str, entry: Any, func: Any) -> argparse.ArgumentParser:
+    """A subcommand over a labelled manifest that runs the batch job: its module docstring
+    as the description, ``--data`` and every processing option of ``run``."""
+    doc = sys.modules[entry.__module__].__doc__ or ""
+    parser = models.add_parser(
+        name,
+        help=doc.strip().splitlines()[0].split(": ", 1)[-1],
+        description=doc,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--data", type=Path, required=True, help="labelled JSONL manifest")
+    add_model_arguments(parser)
+    parser.set_defaults(func=func)
+    return parser
+
+
+def _calibrate(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
+    with tempfile.TemporaryDirectory(prefix="sentistream-cal-") as tmp:
+        meta = fit_calibration(args.data, Path(tmp), args.out, config_from_args(args), beam_args)
+    print(f"{meta.path} ({meta.model_id})")
+    for source, m in meta.metrics.items():
+        if isinstance(m, dict):
+            print(f"  {source}: {m}")
+    return 0
 
 
 def _devset(args: argparse.Namespace, beam_args: Sequence[str]) -> int:

@@ -53,7 +53,7 @@ def read_labelled_manifest(path: Path) -> list[dict[str, Any]]:
     return clips
 
 
-def _read_rows(prefix: str) -> list[dict[str, Any]]:
+def read_rows(prefix: str) -> list[dict[str, Any]]:
     folder = Path(prefix).parent
     files = sorted(str(p) for p in folder.glob(Path(prefix).name + "*.parquet"))
     return ds.dataset(files, format="parquet").to_table().to_pylist() if files else []
@@ -71,8 +71,8 @@ def evaluate_pipeline(
     """Run the batch job on ``manifest`` into ``output`` and score its rows."""
     clips = read_labelled_manifest(manifest)
     result = run_job(BatchSettings(manifest=str(manifest), output=str(output)), config, beam_args)
-    rows = _read_rows(result.paths.scores_prefix)
-    dead = _read_rows(result.paths.dead_letters_prefix)
+    rows = read_rows(result.paths.scores_prefix)
+    dead = read_rows(result.paths.dead_letters_prefix)
     report = evaluate_rows(clips, group_rows(rows), seed=seed, n_boot=n_boot)
     report["errors"] = [
         f"{d['source_uri']}: {d['stage']}: {d['error_type']}: {d['error']}" for d in dead

@@ -103,3 +103,36 @@ def test_pipeline_on_a_generated_devset(shared_data: Path, tmp_path: Path) -> No
     assert report["models"]["face_model_id"]
     out = write_report(report, tmp_path / "report.json")
     assert "| all | fused |" in out.with_suffix(".md").read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.data
+def test_calibration_fitted_on_clips_is_applied_to_every_confidence(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    import dataclasses
+
+    from sentistream.models.bundle import DEFAULT_BUNDLES
+    from sentistream.models.calibration import ConfidenceCalibration
+    from sentistream.pipelines.evaluation.calibrate import fit_calibration
+    from sentistream.transforms.score import load_calibration
+
+    manifest = build_devset(shared_data, tmp_path / "dev", per_label=2)
+    meta = fit_calibration(manifest, tmp_path / "fit", tmp_path / "bundles", PipelineConfig())
+    assert set(meta.params["fitted_on"]) == {"face", "voice", "text", "fused"}
+    assert all(m["n_rows"] >= 20 for m in meta.metrics.values() if isinstance(m, dict))
+    config = PipelineConfig()
+    config = dataclasses.replace(
+        config, fusion=dataclasses.replace(config.fusion, calibration=meta.path)
+    )
+    report = evaluate_pipeline(manifest, tmp_path / "out", config, n_boot=20)
+    assert report["models"]["fusion_model_id"] == [
+        f"fusion-fixed-confweighted@1+calibrated:{meta.model_id}"
+    ]
+    cal = ConfidenceCalibration.load(meta.path)
+    lo, hi = cal.maps["fused"].y.min(), cal.maps["fused"].y.max()
+    rows = report["conditions"]["all"]["fused"]
+    assert lo - 1e-6 <= rows["mean_confidence"] <= hi + 1e-6
+    learned = dataclasses.replace(config.fusion, bundle=DEFAULT_BUNDLES["fusion"])
+    with pytest.raises(ValueError, match="fitted on fused confidences"):
+        load_calibration(dataclasses.replace(config, fusion=learned))
