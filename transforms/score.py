@@ -24,6 +24,7 @@ from sentistream.transforms.asr import AsrHandler
 from sentistream.transforms.config import PipelineConfig
 from sentistream.transforms.decode import DecodeAndSegmentFn
 from sentistream.transforms.face import FaceHandler
+from sentistream.transforms.fusion import FIXED_RULE_ID
 from sentistream.transforms.plan import FACE, TRANSCRIPT, VOICE, DataPath, plan
 from sentistream.transforms.policy import apply_policy, enabled_anywhere
 from sentistream.transforms.records import DeadLetter, SegmentRecord
@@ -32,6 +33,23 @@ from sentistream.transforms.schema import DeadLetterRow, ScoreRow
 from sentistream.transforms.text import TextHandler
 from sentistream.transforms.transcript import settle_captions
 from sentistream.transforms.voice import VoiceHandler
+
+
+def configured_model_ids(config: PipelineConfig) -> dict[str, str]:
+    """The ``model_id`` of every configured component bundle that a policy rule can enable
+    (face / voice / text) and of the fusion (``fused``), read from the bundles' metadata."""
+    from sentistream.models.bundle import load_bundle_meta
+
+    bundles = {"face": config.face.bundle, "voice": config.voice.bundle, "text": config.text.bundle}
+    enabled = enabled_anywhere(config.policy)
+    ids = {
+        m: load_bundle_meta(b, expected_kind=m).model_id for m, b in bundles.items() if m in enabled
+    }
+    fusion = config.fusion.bundle
+    ids["fused"] = (
+        load_bundle_meta(fusion, expected_kind="fusion").model_id if fusion else FIXED_RULE_ID
+    )
+    return ids
 
 
 def load_fusion(config: PipelineConfig) -> Any | None:
@@ -43,21 +61,12 @@ def load_fusion(config: PipelineConfig) -> Any | None:
     """
     if not config.fusion.bundle:
         return None
-    from sentistream.models.bundle import load_bundle_meta
     from sentistream.models.fusion.learned import LearnedFusion
 
     fusion = LearnedFusion.load(
         config.fusion.bundle, allow_other_components=config.fusion.allow_other_components
     )
-    enabled = enabled_anywhere(config.policy)
-    bundles = {"face": config.face.bundle, "voice": config.voice.bundle, "text": config.text.bundle}
-    fusion.check_model_ids(
-        {
-            m: load_bundle_meta(b, expected_kind=m).model_id
-            for m, b in bundles.items()
-            if m in enabled
-        }
-    )
+    fusion.check_model_ids(configured_model_ids(config))
     return fusion
 
 
@@ -66,18 +75,10 @@ def load_calibration(config: PipelineConfig) -> Any | None:
     fusion (ValueError naming the mismatch); None for raw confidences."""
     if not config.fusion.calibration:
         return None
-    from sentistream.models.bundle import load_bundle_meta
     from sentistream.models.calibration import ConfidenceCalibration
-    from sentistream.transforms.fusion import FIXED_RULE_ID
 
     calibration = ConfidenceCalibration.load(config.fusion.calibration)
-    bundles = {"face": config.face.bundle, "voice": config.voice.bundle, "text": config.text.bundle}
-    ids = {m: load_bundle_meta(b, expected_kind=m).model_id for m, b in bundles.items()}
-    fusion = config.fusion.bundle
-    ids["fused"] = (
-        load_bundle_meta(fusion, expected_kind="fusion").model_id if fusion else FIXED_RULE_ID
-    )
-    calibration.check_model_ids(ids)
+    calibration.check_model_ids(configured_model_ids(config))
     return calibration
 
 

@@ -25,7 +25,12 @@ from sentistream.models.bundle import BundleMeta, write_bundle
 from sentistream.models.calibration import SOURCES, calibration_state, fit_isotonic
 from sentistream.models.training.metrics import expected_calibration_error
 from sentistream.pipelines.batch import BatchSettings, run_job
-from sentistream.pipelines.evaluation.pipeline import read_labelled_manifest, read_rows
+from sentistream.pipelines.evaluation.pipeline import (
+    MODEL_COLUMNS,
+    models_of,
+    read_labelled_manifest,
+    read_rows,
+)
 from sentistream.pipelines.evaluation.report import LABELS, label_of
 from sentistream.transforms.config import PipelineConfig
 
@@ -94,15 +99,13 @@ def fit_calibration(
 
 def _model_ids(rows: Sequence[dict[str, Any]]) -> dict[str, str]:
     """Source -> the one model id its rows carry (face / voice / text / fused)."""
-    columns = {"face": "face_model_id", "voice": "voice_model_id", "text": "text_model_id"}
-    columns["fused"] = "fusion_model_id"
+    seen = models_of(rows)
     ids = {}
-    for source, column in columns.items():
-        seen = sorted({r[column] for r in rows if r.get(column)})
-        if len(seen) > 1:
-            raise ValueError(f"rows of several {source} models {seen}: fit one calibration each")
-        if seen:
-            ids[source] = seen[0]
+    for source, column in MODEL_COLUMNS.items():
+        if len(seen[column]) > 1:
+            raise ValueError(f"rows of several {source} models {seen[column]}: fit one each")
+        if seen[column]:
+            ids[source] = seen[column][0]
     return ids
 
 

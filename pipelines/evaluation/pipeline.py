@@ -59,6 +59,20 @@ def read_rows(prefix: str) -> list[dict[str, Any]]:
     return ds.dataset(files, format="parquet").to_table().to_pylist() if files else []
 
 
+# The row column naming the model behind each source (face / voice / text / fused).
+MODEL_COLUMNS = {
+    "face": "face_model_id",
+    "voice": "voice_model_id",
+    "text": "text_model_id",
+    "fused": "fusion_model_id",
+}
+
+
+def models_of(rows: Sequence[dict[str, Any]]) -> dict[str, list[str]]:
+    """Model-id column -> the distinct ids the rows carry."""
+    return {c: sorted({r[c] for r in rows if r.get(c)}) for c in MODEL_COLUMNS.values()}
+
+
 def evaluate_pipeline(
     manifest: Path,
     output: Path,
@@ -77,10 +91,7 @@ def evaluate_pipeline(
     report["errors"] = [
         f"{d['source_uri']}: {d['stage']}: {d['error_type']}: {d['error']}" for d in dead
     ]
-    report["models"] = {
-        key: sorted({r[key] for r in rows if r.get(key)})
-        for key in ("face_model_id", "voice_model_id", "text_model_id", "fusion_model_id")
-    }
+    report["models"] = models_of(rows)
     report["manifest"] = str(manifest)
     return report
 
