@@ -22,14 +22,19 @@ import apache_beam as beam
 from apache_beam.io.parquetio import WriteToParquet
 
 from sentistream.pipelines.flags import add_flags, from_args, parser_with
-from sentistream.pipelines.inputs import expand_inputs
+from sentistream.pipelines.inputs import Inputs, expand_inputs
 from sentistream.pipelines.layout import OutputPaths, new_run_id, prepare_root
 from sentistream.pipelines.logs import configure_logging, default_level
 from sentistream.pipelines.options import BATCH_FLAGS, add_model_arguments, config_from_args
 from sentistream.pipelines.runner import beam_options, counters_of
 from sentistream.transforms.config import PipelineConfig
 from sentistream.transforms.records import VideoRef
-from sentistream.transforms.schema import DEAD_LETTER_SCHEMA, SCORE_SCHEMA, to_dict
+from sentistream.transforms.schema import (
+    DEAD_LETTER_SCHEMA,
+    SCORE_SCHEMA,
+    DeadLetterRow,
+    to_dict,
+)
 from sentistream.transforms.score import ScoreVideos, split_rows
 
 _LOG = logging.getLogger(__name__)
@@ -45,6 +50,7 @@ class BatchSettings:
         channel_roles: roles of the audio channels of every input, e.g. agent, customer.
         output: output root, a local path or URI (``layout.py``).
         workers: local worker processes (FnApiRunner multi-processing when > 1).
+        strict: a bad manifest line or glob match is an error, not a dead letter.
     """
 
     inputs: tuple[str, ...] = ()
@@ -52,14 +58,16 @@ class BatchSettings:
     channel_roles: tuple[str, ...] | None = None
     output: str = "out"
     workers: int = 1
+    strict: bool = False
 
     def __post_init__(self) -> None:
         if self.workers < 1:
             raise ValueError(f"workers must be >= 1, got {self.workers!r}")
 
-    def refs(self) -> list[VideoRef]:
-        """The inputs expanded; ``ValueError`` when a pattern matches nothing."""
-        return expand_inputs(self.inputs, self.manifest, self.channel_roles)
+    def expand(self) -> Inputs:
+        """The inputs expanded into refs and dead letters (``pipelines/inputs.py``);
+        ``ValueError`` when a pattern matches nothing or, ``strict``, on a bad input."""
+        return expand_inputs(self.inputs, self.manifest, self.channel_roles, strict=self.strict)
 
 
 def add_arguments(parser: Any) -> None:
@@ -73,9 +81,14 @@ def settings_from_args(args: argparse.Namespace) -> BatchSettings:
 
 
 def build(
-    pipeline: beam.Pipeline, refs: Sequence[VideoRef], config: PipelineConfig, paths: OutputPaths
+    pipeline: beam.Pipeline,
+    refs: Sequence[VideoRef],
+    config: PipelineConfig,
+    paths: OutputPaths,
+    input_dead_letters: Sequence[DeadLetterRow] = (),
 ) -> None:
-    """Attach the whole batch graph to ``pipeline``."""
+    """Attach the whole batch graph to ``pipeline``; ``input_dead_letters`` (inputs that
+    could not be read at all) go to the dead-letter output with the others."""
     rows = (
         pipeline
         # Create reshuffles, so inputs spread over workers (one bundle otherwise).
@@ -83,6 +96,9 @@ def build(
         | "Score" >> ScoreVideos(config)
     )
     scores, dead = split_rows(rows)
+    if input_dead_letters:
+        bad = pipeline | "InputDeadLetters" >> beam.Create(list(input_dead_letters))
+        dead = (dead, bad) | "AllDeadLetters" >> beam.Flatten()
     for label, pcoll, prefix, schema in (
         ("Scores", scores, paths.scores_prefix, SCORE_SCHEMA),
         ("DeadLetters", dead, paths.dead_letters_prefix, DEAD_LETTER_SCHEMA),
@@ -111,16 +127,22 @@ def run_job(
 ) -> RunResult:
     """Run the batch job to completion on ``pipeline`` (default: one built from
     ``beam_args`` and ``job.workers``); returns where it wrote and its counters."""
-    refs = job.refs()
-    if not refs:
+    inputs = job.expand()
+    refs = inputs.refs
+    if not refs and not inputs.dead_letters:
         raise ValueError("no input: give --input and/or --manifest")
     now = dt.datetime.now(dt.UTC)
     paths = OutputPaths.for_run(job.output, new_run_id(now), now.date())
     prepare_root(job.output)
-    _LOG.info("scoring %d input(s) into %s", len(refs), job.output)
+    _LOG.info(
+        "scoring %d input(s) into %s (%d refused before decoding: dead letters)",
+        len(refs),
+        job.output,
+        len(inputs.dead_letters),
+    )
     if pipeline is None:
         pipeline = beam.Pipeline(options=beam_options(beam_args, workers=job.workers))
-    build(pipeline, refs, config, paths)
+    build(pipeline, refs, config, paths, inputs.dead_letters)
     result = pipeline.run()
     result.wait_until_finish()
     return RunResult(paths=paths, counters=counters_of(result))

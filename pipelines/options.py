@@ -68,6 +68,15 @@ MODEL_FLAGS: tuple[Flag, ...] = (
     Flag("--fps", "decode.fps", "frames per second sampled for faces (0: none)"),
     Flag("--max-side", "decode.max_side", "resize sampled frames to this longer side"),
     Flag("--chunk-seconds", "decode.chunk_s", "decode in chunks of this length"),
+    Flag("--max-file-bytes", "decode.max_bytes", "limit: refuse media files larger than this"),
+    Flag("--max-duration", "decode.max_duration_s", "limit: refuse media longer than this (s)"),
+    Flag("--max-pixels", "decode.max_pixels", "limit: refuse video frames over width x height"),
+    Flag("--max-channels", "decode.max_channels", "limit: refuse audio with more channels"),
+    Flag(
+        "--max-decode-seconds",
+        "decode.max_decode_s",
+        "limit: wall-clock seconds decoding one input may take",
+    ),
     Flag("--segment-min", "segment.min_s", "shortest speech segment, seconds"),
     Flag("--segment-max", "segment.max_s", "longest segment, seconds"),
     Flag(
@@ -241,6 +250,13 @@ BATCH_FLAGS: tuple[Flag, ...] = (
         "workers",
         "local worker processes (FnApiRunner multi-processing when > 1)",
     ),
+    Flag(
+        "--strict",
+        "strict",
+        "a bad manifest line or an input glob match that is not a file stops the run "
+        "(default: it becomes a dead letter and the other inputs run)",
+        switch=True,
+    ),
 )
 
 
@@ -284,6 +300,12 @@ STREAM_FLAGS: tuple[Flag, ...] = (
         choices=RUNTIMES,
     ),
     Flag("--batch-events", "batch_events", "loop runtime: most events per bounded run"),
+    Flag(
+        "--max-attempts",
+        "max_attempts",
+        "tries of a failing run before its events run one by one and the failing ones "
+        "become dead letters",
+    ),
     Flag(
         "--kafka-io",
         "kafka_io",

@@ -31,17 +31,35 @@ class DecodeConfig:
     max_side: sampled frames are resized so their longer side is at most this.
     chunk_s: the decoder streams through the file in chunks of this many seconds of
         media; memory is bounded by the chunk, not the file.
+
+    Limits that protect a shared worker (each refusal is a dead letter naming the limit):
+    max_bytes: file size; max_duration_s: media duration (from the header, and enforced
+    while decoding); max_pixels: width x height of the video stream; max_channels: audio
+    channels; max_decode_s: wall-clock seconds decoding one input may take.
     """
 
     fps: float = 2.0
     max_side: int = 640
     chunk_s: float = 30.0
+    max_bytes: int = 8 << 30
+    max_duration_s: float = 6 * 3600.0
+    max_pixels: int = 4096 * 4096
+    max_channels: int = 32
+    max_decode_s: float = 3600.0
 
     def __post_init__(self) -> None:
         if self.fps < 0:
             raise ValueError(f"fps must be >= 0, got {self.fps!r}")
-        _check_positive("max_side", self.max_side)
-        _check_positive("chunk_s", self.chunk_s)
+        for name in (
+            "max_side",
+            "chunk_s",
+            "max_bytes",
+            "max_duration_s",
+            "max_pixels",
+            "max_channels",
+            "max_decode_s",
+        ):
+            _check_positive(name, getattr(self, name))
 
 
 @dataclass(frozen=True)
@@ -64,7 +82,7 @@ class SegmentConfig:
     min_silence_ms: int = 400
     speech_pad_ms: int = 100
     prefer_captions: bool = True
-    version: str = "seg-v1"
+    version: str = "seg-v2"  # v2: segment ids include the end time and a repeat ordinal
 
     def __post_init__(self) -> None:
         _check_positive("min_s", self.min_s)

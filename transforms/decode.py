@@ -26,7 +26,12 @@ from apache_beam.metrics import Metrics
 from sentistream.models.audio import SAMPLE_RATE
 from sentistream.transforms.config import DecodeConfig, PolicyConfig, SegmentConfig
 from sentistream.transforms.media.captions import Cue, find_sidecar, parse_captions
-from sentistream.transforms.media.decoding import MediaChunk, MediaInfo, iter_chunks
+from sentistream.transforms.media.decoding import (
+    MediaChunk,
+    MediaInfo,
+    check_local_input,
+    iter_chunks,
+)
 from sentistream.transforms.media.segmenting import StreamingSegmenter
 from sentistream.transforms.records import (
     INPUTS,
@@ -40,15 +45,47 @@ from sentistream.transforms.records import (
 _LOG = logging.getLogger(__name__)
 
 
+#: Caption files larger than this, or with more cues, are refused (the media is still
+#: scored, cut by voice activity): a few hours of dense captions fit well below both.
+MAX_CAPTION_BYTES = 16 << 20
+MAX_CUES = 20_000
+STAGE_CAPTIONS = "captions"
+
+
+class CaptionError(ValueError):
+    """A caption file that cannot be used; the message names the file, never its text."""
+
+
 def load_cues(ref: VideoRef) -> list[Cue]:
-    """Caption cues from the ref's ``caption_uri`` or a same-stem sidecar; [] if none."""
+    """Caption cues from the ref's ``caption_uri`` or a same-stem sidecar; [] if none.
+
+    Raises:
+        CaptionError: naming the caption file and what is wrong with it (unreadable, too
+            large, not UTF-8, not WebVTT / SRT, too many cues).
+    """
     uri = ref.caption_uri
     if uri is None and "://" not in ref.uri:
         uri = find_sidecar(ref.uri)
     if uri is None:
         return []
-    with FileSystems.open(uri) as f:
-        return parse_captions(f.read().decode("utf-8-sig"))
+    try:
+        with FileSystems.open(uri) as f:
+            data = f.read(MAX_CAPTION_BYTES + 1)
+    except Exception as exc:  # noqa: BLE001 - missing, unreadable, a directory, ...
+        raise CaptionError(f"caption file {uri!r} cannot be read ({type(exc).__name__})") from None
+    if len(data) > MAX_CAPTION_BYTES:
+        raise CaptionError(f"caption file {uri!r} is over the {MAX_CAPTION_BYTES} byte limit")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise CaptionError(f"caption file {uri!r} is not UTF-8 text (byte {exc.start})") from None
+    try:
+        cues = parse_captions(text)
+    except ValueError as exc:
+        raise CaptionError(f"caption file {uri!r}: {exc}") from None
+    if len(cues) > MAX_CUES:
+        raise CaptionError(f"caption file {uri!r} has {len(cues)} cues, over the {MAX_CUES} limit")
+    return cues
 
 
 @dataclass
@@ -83,15 +120,20 @@ def iter_segments(
     policy_cfg: PolicyConfig,
     *,
     carry: Iterable[str] = tuple(INPUTS),
+    cues: list[Cue] | None = None,
 ) -> Iterator[SegmentRecord]:
     """Stream one recording into segment records (pure apart from reading the file).
 
     ``policy_cfg`` gives the role of a channel without one (``default_role``); ``carry``
-    names the inputs the records get (``records.INPUTS``; the others stay empty).
+    names the inputs the records get (``records.INPUTS``; the others stay empty);
+    ``cues``: the caption cues already loaded (None: ``load_cues`` when captions are on).
     """
     carry = frozenset(carry)
-    cues = load_cues(ref) if segment_cfg.prefer_captions else []
+    if cues is None:
+        cues = load_cues(ref) if segment_cfg.prefer_captions else []
     video_id = ref.resolved_id
+    if "://" not in ref.uri:
+        check_local_input(ref.uri, decode_cfg)  # before opening: a FIFO would block it
     with FileSystems.open(ref.uri) as f:
         chunks = iter_chunks(f, decode_cfg)
         info = next(chunks)
@@ -103,6 +145,7 @@ def iter_segments(
         buffers = [_ChannelBuffer() for _ in range(n_tracks)]
         keep_audio = info.has_audio and "audio" in carry
         frames: list[Frame] = []
+        seen: dict[tuple[int, int, int], int] = {}  # (channel, start ms, end ms) -> count
         for chunk in chunks:
             assert isinstance(chunk, MediaChunk)
             tracks = _tracks(chunk, n_tracks)
@@ -115,9 +158,13 @@ def iter_segments(
                     None if tracks is None else tracks[ch], chunk.start_s, chunk.end_s, chunk.final
                 )
                 for span in spans:
+                    key = (ch, round(span.start_s * 1000), round(span.end_s * 1000))
+                    ordinal = seen[key] = seen.get(key, -1) + 1
                     yield SegmentRecord(
                         ref=ref,
-                        segment_id=make_segment_id(video_id, ch, span.start_s, segment_cfg.version),
+                        segment_id=make_segment_id(
+                            video_id, ch, span.start_s, span.end_s, segment_cfg.version, ordinal
+                        ),
                         channel=ch,
                         speaker=_role(ref, ch, n_tracks, policy_cfg.default_role),
                         start_s=span.start_s,
@@ -180,9 +227,23 @@ class DecodeAndSegmentFn(beam.DoFn):
         self._videos.inc()
         emitted = 0
         stage = "decode"
+        cues: list[Cue] = []
+        if self._segment_cfg.prefer_captions:
+            try:
+                cues = load_cues(ref)
+            except CaptionError as exc:  # the media is still scored, cut by voice activity
+                _LOG.warning("captions of %s not used: %s", ref.uri, exc)
+                self._failures.inc()
+                detail = "; the media was scored without captions (voice activity segments)"
+                yield DeadLetter.from_error(ref, STAGE_CAPTIONS, exc, detail=detail)
         try:
             for record in iter_segments(
-                ref, self._decode_cfg, self._segment_cfg, self._policy_cfg, carry=self._carry
+                ref,
+                self._decode_cfg,
+                self._segment_cfg,
+                self._policy_cfg,
+                carry=self._carry,
+                cues=cues,
             ):
                 emitted += 1
                 self._frames.inc(len(record.frames))

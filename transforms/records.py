@@ -64,7 +64,8 @@ class VideoRef:
     def resolved_id(self) -> str:
         if self.video_id:
             return self.video_id
-        return hashlib.sha1(self.uri.encode("utf-8")).hexdigest()[:16]
+        # surrogatepass: a path that is not valid UTF-8 still has a stable id
+        return hashlib.sha1(self.uri.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -236,10 +237,23 @@ class DeadLetter:
         )
 
 
-def make_segment_id(video_id: str, channel: int, start_s: float, segmenter_version: str) -> str:
-    """Deterministic segment id: the same input and segmenter always give the same id.
+def make_segment_id(
+    video_id: str,
+    channel: int,
+    start_s: float,
+    end_s: float,
+    segmenter_version: str,
+    ordinal: int = 0,
+) -> str:
+    """Deterministic segment id, unique per real segment of a recording: the same input
+    and segmenter always give the same id, and two segments of one channel differ in
+    start, end or ``ordinal`` (the how-many-th span with the same start and end, for
+    caption cues that repeat a timing).
 
-    Start time is rounded to milliseconds so float noise cannot change the id.
+    Times are rounded to milliseconds so float noise cannot change the id.
     """
-    key = f"{video_id}|{channel}|{round(start_s * 1000)}|{segmenter_version}"
-    return hashlib.sha1(key.encode("utf-8")).hexdigest()[:20]
+    key = (
+        f"{video_id}|{channel}|{round(start_s * 1000)}|{round(end_s * 1000)}|"
+        f"{segmenter_version}|{ordinal}"
+    )
+    return hashlib.sha1(key.encode("utf-8", "surrogatepass")).hexdigest()[:20]

@@ -10,12 +10,38 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from sentistream.transforms.config import PipelineConfig
 from sentistream.transforms.fusion import FIXED_RULE_ID, fuse_fixed
 from sentistream.transforms.records import MODALITIES, DeadLetter, ModalityResult, SegmentRecord
 from sentistream.transforms.schema import SCHEMA_VERSION, DeadLetterRow, ScoreRow
+
+#: A row carries at most this much of its input's metadata (JSON characters): rows stay
+#: far below a Kafka broker's default 1 MB message limit whatever the event carried.
+MAX_METADATA_CHARS = 16_384
+TRUNCATED_KEY = "_truncated"
+
+
+def metadata_json(metadata: Mapping[str, str]) -> str:
+    """The row's ``metadata_json``: the metadata as sorted JSON, or, when that is longer
+    than ``MAX_METADATA_CHARS``, the keys that fit (in sorted order, values cut to 1,024
+    characters) and ``"_truncated": "<n> of <m> keys, <chars> chars"``, so it says so."""
+    full = json.dumps(dict(metadata), sort_keys=True, default=str)
+    if len(full) <= MAX_METADATA_CHARS:
+        return full
+    kept: dict[str, str] = {}
+    budget = MAX_METADATA_CHARS - 200
+    for key in sorted(metadata):
+        value = str(metadata[key])[:1024]
+        cost = len(json.dumps({key[:256]: value}))
+        if cost > budget:
+            break
+        kept[key[:256]] = value
+        budget -= cost
+    kept[TRUNCATED_KEY] = f"{len(kept)} of {len(metadata)} keys kept, {len(full)} chars in all"
+    return json.dumps(kept, sort_keys=True)
 
 
 def to_score_row(
@@ -95,7 +121,7 @@ def to_score_row(
         if calibration is None
         else f"{fusion_model_id}+calibrated:{calibration.model_id}",
         detail_json=json.dumps(detail, sort_keys=True, default=str),
-        metadata_json=json.dumps(dict(record.ref.metadata), sort_keys=True, default=str),
+        metadata_json=metadata_json(record.ref.metadata),
         event_time=record.ref.event_time,
         processed_at=processed_at,
     )

@@ -111,8 +111,37 @@ SCORE_SCHEMA = arrow_schema(ScoreRow)
 DEAD_LETTER_SCHEMA = arrow_schema(DeadLetterRow)
 
 
+def safe_text(value: str) -> str:
+    """``value`` as valid UTF-8 text: characters that cannot be encoded (the surrogates
+    Python uses for a file name that is not UTF-8, a lone ``\\ud800`` in an event) are
+    written as ``\\x..`` / ``\\ud800`` escapes instead of failing the Parquet or Kafka
+    write."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raw = value.encode("utf-8", "surrogateescape" if _escapable(value) else "surrogatepass")
+        return raw.decode("utf-8", "backslashreplace")
+    return value
+
+
+def _escapable(value: str) -> bool:
+    """Only the low surrogates U+DC80..U+DCFF that ``surrogateescape`` made from bytes."""
+    return all(not 0xD800 <= ord(c) <= 0xDFFF or 0xDC80 <= ord(c) <= 0xDCFF for c in value)
+
+
+def _safe(value: Any) -> Any:
+    if isinstance(value, str):
+        return safe_text(value)
+    if isinstance(value, dict):
+        return {safe_text(str(k)): _safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_safe(v) for v in value)
+    return value
+
+
 def to_dict(row: ScoreRow | DeadLetterRow) -> dict[str, Any]:
-    return dataclasses.asdict(row)
+    """The row's columns, every string valid UTF-8 (``safe_text``)."""
+    return {k: _safe(v) for k, v in dataclasses.asdict(row).items()}
 
 
 def to_json(row: ScoreRow | DeadLetterRow) -> bytes:

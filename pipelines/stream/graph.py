@@ -75,9 +75,12 @@ def attach_outputs(records: beam.PCollection, job: StreamJob) -> None:
     parsed = records | "ParseEvents" >> ParseEvents(check_exists=settings.check_exists)
     rows = parsed.refs | "Score" >> job.scorer(job.config)
     for label, pcoll in (("Rows", rows), ("EventDeadLetters", parsed[DEAD_LETTER_TAG])):
-        _ = pcoll | f"{label}ToKafka" >> WriteRowsToKafka(
-            settings.write_config(), io=settings.kafka_io
-        )
-        if settings.output:
-            parquet = ParquetStreamConfig(settings.output, max_delay_s=settings.parquet_max_delay_s)
-            _ = pcoll | f"{label}ToParquet" >> WriteRowsToParquetStream(parquet)
+        attach_sinks(pcoll, settings, label)
+
+
+def attach_sinks(pcoll: beam.PCollection, settings: StreamSettings, label: str) -> None:
+    """Score and dead-letter rows -> the output / dead-letter topics and Parquet."""
+    _ = pcoll | f"{label}ToKafka" >> WriteRowsToKafka(settings.write_config(), io=settings.kafka_io)
+    if settings.output:
+        parquet = ParquetStreamConfig(settings.output, max_delay_s=settings.parquet_max_delay_s)
+        _ = pcoll | f"{label}ToParquet" >> WriteRowsToParquetStream(parquet)

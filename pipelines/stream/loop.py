@@ -5,6 +5,7 @@ so memory cannot grow (docs/streaming.md compares it with the streaming runtime)
 from __future__ import annotations
 
 import dataclasses
+import logging
 import threading
 import time
 from collections.abc import Sequence
@@ -13,9 +14,15 @@ from typing import Any
 import apache_beam as beam
 
 from sentistream.pipelines.runner import beam_options
-from sentistream.pipelines.stream.graph import StreamJob, attach_outputs
+from sentistream.pipelines.stream.graph import StreamJob, attach_outputs, attach_sinks
+from sentistream.transforms.io.events import EventError, event_dead_letter
 from sentistream.transforms.io.kafka_config import KafkaRecord
 from sentistream.transforms.io.kafka_offsets import commit_offset, new_consumer, partition_starts
+from sentistream.transforms.schema import DeadLetterRow
+
+_LOG = logging.getLogger(__name__)
+STAGE_STREAM = "stream"
+ERR_POISON = "poison_event"
 
 
 @dataclasses.dataclass
@@ -31,7 +38,9 @@ def run_loop(job: StreamJob, stop: threading.Event | None = None) -> LoopStats:
     """Poll a batch, run the bounded pipeline on it, commit its offsets, repeat.
 
     Stops at ``max_events``, after ``idle_timeout_s`` without events, or when ``stop``
-    is set; a failed run raises before its offsets are committed.
+    is set. A run that fails is retried, then its events run one at a time and those that
+    still fail are dead letters (``run_batch_isolating_failures``); offsets are committed
+    only after every event of the batch ended as rows or a dead letter.
     """
     settings = job.settings
     read = settings.read_config()
@@ -53,9 +62,7 @@ def run_loop(job: StreamJob, stop: threading.Event | None = None) -> LoopStats:
                     break
                 continue
             started = time.monotonic()
-            with beam.Pipeline(options=beam_options(job.beam_args)) as p:
-                records = p | "Events" >> beam.Create(batch, reshuffle=False)
-                attach_outputs(records, job)
+            run_batch_isolating_failures(job, batch)
             _commit_after(consumer, batch)
             stats.events += len(batch)
             stats.runs += 1
@@ -64,6 +71,68 @@ def run_loop(job: StreamJob, stop: threading.Event | None = None) -> LoopStats:
     finally:
         consumer.close(autocommit=False)
     return stats
+
+
+def _run_batch(job: StreamJob, batch: Sequence[KafkaRecord]) -> None:
+    with beam.Pipeline(options=beam_options(job.beam_args)) as p:
+        records = p | "Events" >> beam.Create(list(batch), reshuffle=False)
+        attach_outputs(records, job)
+
+
+def run_batch_isolating_failures(job: StreamJob, batch: Sequence[KafkaRecord]) -> int:
+    """Run the bounded pipeline on ``batch``; if it fails ``max_attempts`` times, run each
+    event alone (``max_attempts`` tries each) and dead-letter the ones that still fail.
+
+    Returns how many events were dead-lettered this way. Raises only when writing those
+    dead letters fails too (the sinks are down: nothing may be committed then).
+    """
+    attempts = job.settings.max_attempts
+    error = _try(job, batch, attempts)
+    if error is None:
+        return 0
+    _LOG.warning(
+        "a run of %d event(s) failed %d times (%s); running them one at a time",
+        len(batch),
+        attempts,
+        error,
+    )
+    poison = []
+    for record in batch if len(batch) > 1 else []:
+        failed = _try(job, [record], attempts)
+        if failed is not None:
+            poison.append((record, failed))
+    if len(batch) == 1:
+        poison = [(batch[0], error)]
+    if poison:
+        with beam.Pipeline(options=beam_options(job.beam_args)) as p:
+            rows = p | "Poison" >> beam.Create(
+                [poison_dead_letter(r, e, attempts) for r, e in poison]
+            )
+            attach_sinks(rows, job.settings, "PoisonDeadLetters")
+    return len(poison)
+
+
+def _try(job: StreamJob, batch: Sequence[KafkaRecord], attempts: int) -> Exception | None:
+    error: Exception | None = None
+    for _ in range(attempts):
+        try:
+            _run_batch(job, batch)
+            return None
+        except Exception as exc:  # noqa: BLE001 - any failure: retried, then isolated
+            error = exc
+    return error
+
+
+def poison_dead_letter(record: KafkaRecord, error: Exception, attempts: int) -> DeadLetterRow:
+    """The dead letter of an event whose run failed ``attempts`` times on its own."""
+    reason = f"{type(error).__name__}: {str(error)[:500]}"
+    err = EventError(
+        ERR_POISON,
+        f"the event's run failed {attempts} times ({reason}); dead-lettered so the stream "
+        f"moves on (topic {record.topic}, partition {record.partition}, offset {record.offset})",
+    )
+    raw = record.value if record.value is not None else b""
+    return event_dead_letter(raw, err, now=time.time(), stage=STAGE_STREAM)
 
 
 def _assign_from_committed(consumer: Any, read: Any) -> None:

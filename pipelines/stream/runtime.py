@@ -19,6 +19,7 @@ import gc
 import logging
 import os
 import signal
+import sys
 import time
 
 import apache_beam as beam
@@ -55,17 +56,36 @@ def run_streaming(job: StreamJob) -> int:
     settings = job.settings
     max_run_s = None if settings.max_events is not None else settings.max_run_s
     isolate = settings.isolate_runs and max_run_s is not None and hasattr(os, "fork")
-    runs, idle_s = 0, 0.0
+    runs, idle_s, failures = 0, 0.0, 0
     while True:
         started = time.time()
         stop_at = started + max_run_s if max_run_s is not None else None
         read = dataclasses.replace(settings.read_config(), stop_at=stop_at)
         before = committed_offsets(settings)
-        if isolate:
-            _run_in_child(job, read, runs + 1)
-        else:
-            _run_once(job, read)
-            gc.collect()  # the finished run is cyclic garbage; free it before the next
+        try:
+            if isolate:
+                _run_in_child(job, read, runs + 1)
+            else:
+                _run_once(job, read)
+                gc.collect()  # the finished run is cyclic garbage; free it before the next
+        except Exception as exc:  # noqa: BLE001 - a failed run is retried, then isolated
+            runs += 1
+            moved = committed_offsets(settings) != before
+            failures = 1 if moved else failures + 1
+            if failures < settings.max_attempts:
+                _LOG.warning("streaming run %d failed (%s); restarting it", runs, exc)
+                continue
+            _LOG.error(
+                "streaming run %d failed %d times at the same offsets (%s): running the "
+                "next events one at a time to find and dead-letter the failing one",
+                runs,
+                failures,
+                exc,
+            )
+            _isolate_next_events(job)
+            failures = 0
+            continue
+        failures = 0
         runs += 1
         if stop_at is None or time.time() < stop_at:
             return runs  # the source stopped before the stop time: idle, or max_events read
@@ -76,17 +96,44 @@ def run_streaming(job: StreamJob) -> int:
         _LOG.info("streaming run %d reached %.0fs; starting a fresh one", runs, max_run_s)
 
 
+def _isolate_next_events(job: StreamJob) -> None:
+    """One loop-runtime pass over the next ``batch_events`` events from the committed
+    offsets: failing events become dead letters and every offset of the pass is
+    committed (``loop.run_batch_isolating_failures``)."""
+    settings = dataclasses.replace(
+        job.settings,
+        runtime=RUNTIME_LOOP,
+        kafka_io="python",
+        max_events=job.settings.batch_events,
+        idle_timeout_s=5.0,
+    )
+    run_loop(dataclasses.replace(job, settings=settings))
+
+
 def _run_once(job: StreamJob, read: KafkaReadConfig) -> None:
     with beam.Pipeline(options=beam_options(job.beam_args, streaming=True)) as p:
         records = p | "ReadEvents" >> read_kafka(read, job.settings.kafka_io, unbounded=True)
         attach_outputs(records, job)
 
 
-def _child_main(job: StreamJob, read: KafkaReadConfig) -> None:
+def _die_with_parent() -> None:
+    """Linux: the kernel sends this process SIGKILL when its parent dies (even by SIGKILL),
+    so a run never outlives the ``stream`` command that forked it."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+
+
+def _child_main(job: StreamJob, read: KafkaReadConfig, parent: int) -> None:
     # Die at once on SIGTERM / Ctrl-C (the parent decides what happens next): finished
     # bundles are committed, the bundle in hand is simply read again by the next run.
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+    _die_with_parent()
+    if os.getppid() != parent:  # the parent died before the death signal was armed
+        os._exit(1)
     _run_once(job, read)
 
 
@@ -95,7 +142,7 @@ def _run_in_child(job: StreamJob, read: KafkaReadConfig, number: int) -> None:
     import multiprocessing
 
     child = multiprocessing.get_context("fork").Process(
-        target=_child_main, args=(job, read), name=f"sentistream-run-{number}"
+        target=_child_main, args=(job, read, os.getpid()), name=f"sentistream-run-{number}"
     )
     child.start()
     try:

@@ -39,6 +39,10 @@ class StreamSettings:
         isolate_runs: run each recycled streaming run in a forked child process (the CLI
             does), so native memory the models accumulate is returned too.
         batch_events: loop runtime: most events per bounded run.
+        max_attempts: how many times a failing run is tried before its events are run one
+            at a time and each event that still fails becomes a dead letter (``stage``
+            ``stream``, the raw event kept) with its offset committed: one poison event
+            never stops the stream.
         kafka_io: ``python`` (kafka-python, any runner) or ``xlang`` (Java KafkaIO).
         check_exists: dead-letter events whose media does not exist when they arrive.
         parquet_max_delay_s: a Parquet buffer is written once its oldest row is this old.
@@ -56,6 +60,7 @@ class StreamSettings:
     max_run_s: float | None = 600.0
     isolate_runs: bool = True
     batch_events: int = 4
+    max_attempts: int = 2
     kafka_io: str = IO_PYTHON
     check_exists: bool = True
     parquet_max_delay_s: float = 10.0
@@ -73,6 +78,8 @@ class StreamSettings:
             raise ValueError(f"max_run_s must be > 0 or None, got {self.max_run_s!r}")
         if self.batch_events < 1:
             raise ValueError(f"batch_events must be >= 1, got {self.batch_events!r}")
+        if self.max_attempts < 1:
+            raise ValueError(f"max_attempts must be >= 1, got {self.max_attempts!r}")
         if self.runtime == RUNTIME_LOOP and self.kafka_io != IO_PYTHON:
             raise ValueError("the loop runtime polls with kafka-python: use kafka_io='python'")
 

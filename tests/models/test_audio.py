@@ -60,3 +60,67 @@ def test_bad_files_raise_naming_the_file(tmp_path: Path) -> None:
     junk.write_bytes(b"not audio at all" * 10)
     with pytest.raises(ValueError, match="junk.flac"):
         read_audio(junk)
+
+
+@pytest.mark.data
+def test_voiced_audio_drops_pauses_around_and_inside_speech(shared_data: Path) -> None:
+    from sentistream.models.audio import speech_timestamps, voiced_audio
+
+    clip = read_audio(next(iter(sorted((shared_data / "ravdess_audio").rglob("*.flac")))))
+    speech = sum(b - a for a, b in speech_timestamps(clip, min_silence_ms=200))
+    assert 0.5 < speech <= clip.size / SAMPLE_RATE
+    pause = np.zeros(SAMPLE_RATE, np.float32)
+    padded = np.concatenate([pause, clip, pause, clip, pause])  # 3 s of silence added
+    voiced = voiced_audio(padded)
+    assert voiced.size < padded.size - 2.5 * SAMPLE_RATE
+    assert voiced.size > 1.6 * speech * SAMPLE_RATE  # both copies of the speech kept
+    assert np.sqrt(np.mean(voiced**2)) > np.sqrt(np.mean(padded**2))
+
+
+def test_voiced_audio_keeps_a_clip_without_speech_whole() -> None:
+    from sentistream.models.audio import voiced_audio
+
+    t = np.arange(SAMPLE_RATE) / SAMPLE_RATE
+    hum = (0.01 * np.sin(2 * np.pi * 50 * t)).astype(np.float32)
+    assert np.array_equal(voiced_audio(hum), hum)
+    with pytest.raises(ValueError, match="1-D"):
+        voiced_audio(np.zeros((2, 100), np.float32))
+
+
+@pytest.mark.parametrize("channels", [3, 6, 8, 12])
+def test_many_channel_audio_decodes_without_crashing_the_process(
+    tmp_path: Path, channels: int
+) -> None:
+    """libswresample segfaults on 8+ channels in an unnamed order; decoding runs in a
+    child process here so a regression fails this test instead of killing the suite."""
+    import subprocess
+    import sys
+    import wave
+
+    path = tmp_path / f"ch{channels}.wav"
+    rng = np.random.default_rng(channels)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(channels)
+        w.setsampwidth(2)
+        w.setframerate(44_100)
+        data = np.zeros((44_100, channels), np.int16)
+        data[:, -1] = (rng.standard_normal(44_100) * 3000).astype(np.int16)  # last channel only
+        w.writeframes(data.tobytes())
+    code = f"""
+from sentistream.models.audio import read_audio
+from sentistream.transforms.config import DecodeConfig
+from sentistream.transforms.media.decoding import iter_chunks
+import numpy as np
+mono = read_audio({str(path)!r})
+chunks = iter_chunks({str(path)!r}, DecodeConfig())
+audio = np.concatenate([c.audio for c in chunks if getattr(c, "audio", None) is not None], 1)
+peak, std = float(np.abs(audio[:-1]).max()), float(audio[-1].std())
+print(mono.size, audio.shape[0], audio.shape[1], peak, std)
+"""
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    mono_n, n_ch, n, silent_peak, last_std = run.stdout.split()
+    assert int(n_ch) == channels
+    assert abs(int(n) - SAMPLE_RATE) < 200 and abs(int(mono_n) - SAMPLE_RATE) < 200
+    assert float(silent_peak) < 1e-4  # channels stay apart: only the last one has signal
+    assert float(last_std) > 0.02

@@ -19,7 +19,7 @@ def test_parser_registers_every_command():
     assert parser.parse_args(["demo"]).func is demo.run_from_args
     assert parser.parse_args(["run"]).func is cli._cmd_run
     assert parser.parse_args(["sample"]).func is cli._cmd_sample
-    assert parser.parse_args(["train", "face", "--data", "d"]).command == "train"
+    assert parser.parse_args(["train", "face", "--data", "d", "--out", "o"]).command == "train"
 
 
 def test_run_without_the_demo_extra_names_the_extra(monkeypatch, tmp_path, capsys):

@@ -118,6 +118,12 @@ def normalize_uri(uri: str, field: str = "uri") -> str:
     return uri
 
 
+def _show(value: Any, limit: int = 80) -> str:
+    """A short repr of a bad value for an error message (never the whole of a big one)."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} chars)"
+
+
 def _opt_str(event: Mapping[str, Any], key: str, *, allow_int: bool = False) -> str | None:
     value = event.get(key)
     if value is None:
@@ -126,7 +132,7 @@ def _opt_str(event: Mapping[str, Any], key: str, *, allow_int: bool = False) -> 
         return str(value)
     if not isinstance(value, str) or not value:
         want = "a non-empty string" + (" or an integer" if allow_int else "")
-        raise EventError(ERR_WRONG_TYPE, f"{key} must be {want}, got {value!r}")
+        raise EventError(ERR_WRONG_TYPE, f"{key} must be {want}, got {_show(value)}")
     return value
 
 
@@ -148,7 +154,7 @@ def _metadata(event: Mapping[str, Any]) -> dict[str, str]:
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
-        raise EventError(ERR_WRONG_TYPE, f"metadata must be an object, got {raw!r}")
+        raise EventError(ERR_WRONG_TYPE, f"metadata must be an object, got {_show(raw)}")
     meta = {str(k): _scalar_str(str(k), v) for k, v in raw.items()}
     source = _opt_str(event, "source")
     if source is not None:
@@ -164,19 +170,21 @@ def _channel_roles(value: Any) -> tuple[str, ...] | None:
             by_index = {int(k): v for k, v in value.items()}
         except ValueError:
             raise EventError(
-                ERR_WRONG_TYPE, f"channel_roles keys must be channel numbers, got {value!r}"
+                ERR_WRONG_TYPE, f"channel_roles keys must be channel numbers, got {_show(value)}"
             ) from None
         if sorted(by_index) != list(range(len(by_index))):
             raise EventError(
-                ERR_WRONG_TYPE, f"channel_roles must cover channels 0..n-1, got {value!r}"
+                ERR_WRONG_TYPE, f"channel_roles must cover channels 0..n-1, got {_show(value)}"
             )
         value = [by_index[i] for i in range(len(by_index))]
     if not isinstance(value, list) or not value:
         raise EventError(
-            ERR_WRONG_TYPE, f"channel_roles must be a non-empty list or object, got {value!r}"
+            ERR_WRONG_TYPE, f"channel_roles must be a non-empty list or object, got {_show(value)}"
         )
     if not all(isinstance(r, str) and r for r in value):
-        raise EventError(ERR_WRONG_TYPE, f"channel_roles must hold non-empty strings: {value!r}")
+        raise EventError(
+            ERR_WRONG_TYPE, f"channel_roles must hold non-empty strings: {_show(value)}"
+        )
     return tuple(value)
 
 
@@ -190,15 +198,17 @@ def _event_time(value: Any) -> float | None:
             stamp = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
             raise EventError(
-                ERR_WRONG_TYPE, f"event_time must be epoch seconds or ISO-8601, got {value!r}"
+                ERR_WRONG_TYPE, f"event_time must be epoch seconds or ISO-8601, got {_show(value)}"
             ) from None
         if stamp.tzinfo is None:
-            raise EventError(ERR_WRONG_TYPE, f"event_time needs a time zone, got {value!r}")
+            raise EventError(ERR_WRONG_TYPE, f"event_time needs a time zone, got {_show(value)}")
         seconds = stamp.timestamp()
     else:
-        raise EventError(ERR_WRONG_TYPE, f"event_time must be a number or string, got {value!r}")
+        raise EventError(
+            ERR_WRONG_TYPE, f"event_time must be a number or string, got {_show(value)}"
+        )
     if not math.isfinite(seconds) or seconds < 0:
-        raise EventError(ERR_WRONG_TYPE, f"event_time must be finite and >= 0, got {value!r}")
+        raise EventError(ERR_WRONG_TYPE, f"event_time must be finite and >= 0, got {_show(value)}")
     return seconds
 
 
@@ -215,14 +225,30 @@ def parse_event(raw: bytes | str, *, record_time: float | None = None) -> VideoR
     """
     if len(raw) > MAX_EVENT_BYTES:
         raise EventError(ERR_TOO_LARGE, f"event is {len(raw)} bytes, over {MAX_EVENT_BYTES}")
+    return parse_input(load_json(raw), record_time=record_time)
+
+
+def load_json(raw: bytes | str) -> Any:
+    """JSON of one event or manifest line; ``EventError`` (``ERR_BAD_JSON``) when it is not
+    UTF-8 JSON or nests too deeply to parse."""
     try:
-        event = json.loads(raw)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise EventError(ERR_BAD_JSON, f"not valid UTF-8 JSON: {exc}") from None
+        return json.loads(raw)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise EventError(ERR_BAD_JSON, f"not valid UTF-8 JSON: {reason}") from None
+
+
+def parse_input(event: Any, *, record_time: float | None = None) -> VideoRef:
+    """One decoded event or manifest line (the same schema, see the module docstring) ->
+    ``VideoRef``: the one parser of inputs, typed and strict.
+
+    Raises:
+        EventError: what is wrong and in which field, with ``error_type`` set.
+    """
     if not isinstance(event, dict):
         raise EventError(ERR_NOT_OBJECT, f"event must be a JSON object, got {type(event).__name__}")
     version = event.get("schema_version", EVENT_SCHEMA_VERSION)
-    if str(version) not in SUPPORTED_EVENT_VERSIONS:
+    if not isinstance(version, str | int) or str(version) not in SUPPORTED_EVENT_VERSIONS:
         raise EventError(
             ERR_VERSION,
             f"schema_version {version!r} is not one of {sorted(SUPPORTED_EVENT_VERSIONS)}",
@@ -231,7 +257,7 @@ def parse_event(raw: bytes | str, *, record_time: float | None = None) -> VideoR
     if uri is None or uri == "":
         raise EventError(ERR_MISSING_URI, "event has no 'uri' (the media to analyse)")
     if not isinstance(uri, str):
-        raise EventError(ERR_WRONG_TYPE, f"uri must be a string, got {uri!r}")
+        raise EventError(ERR_WRONG_TYPE, f"uri must be a string, got {type(uri).__name__}")
     caption_uri = _opt_str(event, "caption_uri")
     event_time = _event_time(event.get("event_time"))
     return VideoRef(
@@ -248,7 +274,7 @@ def _best_effort_ids(raw: bytes | str) -> tuple[str, str]:
     """``(video_id, uri)`` from a bad event when they can be read at all, else ``("", "")``."""
     try:
         event = json.loads(raw)
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         return "", ""
     if not isinstance(event, dict):
         return "", ""
@@ -256,8 +282,11 @@ def _best_effort_ids(raw: bytes | str) -> tuple[str, str]:
     return (str(vid) if isinstance(vid, str | int) else ""), (uri if isinstance(uri, str) else "")
 
 
-def event_dead_letter(raw: bytes | str, error: EventError, *, now: float) -> DeadLetterRow:
-    """The dead-letter row for an event that failed to parse; keeps the raw event."""
+def event_dead_letter(
+    raw: bytes | str, error: EventError, *, now: float, stage: str = STAGE_PARSE
+) -> DeadLetterRow:
+    """The dead-letter row for an event (or manifest line) that failed to parse; keeps the
+    raw event, truncated to ``MAX_PAYLOAD_CHARS``."""
     text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
     video_id, uri = _best_effort_ids(raw)
     return DeadLetterRow(
@@ -265,12 +294,23 @@ def event_dead_letter(raw: bytes | str, error: EventError, *, now: float) -> Dea
         video_id=video_id,
         source_uri=uri,
         segment_id=None,
-        stage=STAGE_PARSE,
+        stage=stage,
         error_type=error.error_type,
         error=str(error),
         payload=text[:MAX_PAYLOAD_CHARS],
         processed_at=now,
     )
+
+
+def _exists(uri: str, field: str) -> bool:
+    """``FileSystems.exists``, with its failures (a filesystem whose optional dependency is
+    missing raises BeamIOError) turned into an ``EventError`` for this event alone."""
+    try:
+        return bool(FileSystems.exists(uri))
+    except Exception as exc:  # noqa: BLE001 - any lookup failure is this event's problem
+        raise EventError(
+            ERR_SCHEME, f"{field} {uri!r} cannot be looked up ({type(exc).__name__}: {exc})"[:400]
+        ) from None
 
 
 class ParseEventsFn(beam.DoFn):
@@ -300,7 +340,7 @@ class ParseEventsFn(beam.DoFn):
             ref = parse_event(raw if raw is not None else b"", record_time=record_time)
             if self._check_exists:
                 for field, uri in (("uri", ref.uri), ("caption_uri", ref.caption_uri)):
-                    if uri and not FileSystems.exists(uri):
+                    if uri and not _exists(uri, field):
                         raise EventError(ERR_NOT_FOUND, f"{field} {uri!r} does not exist")
         except EventError as exc:
             beam.metrics.Metrics.counter("sentistream.events", exc.error_type).inc()

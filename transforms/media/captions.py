@@ -55,7 +55,8 @@ def parse_captions(text: str) -> list[Cue]:
 
     Cues whose text is empty after removing tags are dropped. Blank input gives ``[]``.
     Raises ``ValueError`` when ``text`` is not captions (no WEBVTT header and no timing
-    line) or a timing line is malformed (the message quotes it).
+    line) or a timing line is malformed; the message gives the block number, never the
+    text itself (a caption path may point at any file).
     """
     body = text.lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
     if not body.strip():
@@ -63,7 +64,7 @@ def parse_captions(text: str) -> list[Cue]:
     is_vtt = body.lstrip().startswith("WEBVTT")
     cues: list[Cue] = []
     saw_timing = False
-    for block in re.split(r"\n\s*\n", body.strip()):
+    for n_block, block in enumerate(re.split(r"\n\s*\n", body.strip()), 1):
         lines = [ln for ln in block.split("\n") if ln.strip()]
         if not lines or (is_vtt and lines[0].split(" ")[0].strip() in _VTT_SKIP):
             continue
@@ -76,15 +77,15 @@ def parse_captions(text: str) -> list[Cue]:
                 extra, _ = _clean(lines)
                 cues[-1] = Cue(prev.start_s, prev.end_s, f"{prev.text} {extra}", prev.speaker)
                 continue
-            raise ValueError(f"text is not WebVTT or SRT: no timing line in block {block!r:.80}")
+            raise ValueError(f"text is not WebVTT or SRT: no timing line in block {n_block}")
         match = _TIMING.match(lines[idx])
         if match is None:
-            raise ValueError(f"text has a malformed cue timing line: {lines[idx]!r}")
+            raise ValueError(f"text has a malformed cue timing line in block {n_block}")
         saw_timing = True
         g = match.groups()
         start, end = _seconds(*g[0:4]), _seconds(*g[4:8])
         if end < start:
-            raise ValueError(f"text has a cue ending before it starts: {lines[idx]!r}")
+            raise ValueError(f"text has a cue ending before it starts in block {n_block}")
         cue_text, speaker = _clean(lines[idx + 1 :])
         if cue_text:
             cues.append(Cue(start, end, cue_text, speaker))

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -20,7 +22,7 @@ from typing import BinaryIO
 import av
 import numpy as np
 
-from sentistream.models.audio import SAMPLE_RATE
+from sentistream.models.audio import SAMPLE_RATE, MediaRefused, PlanarResampler, open_container
 from sentistream.transforms.config import DecodeConfig
 from sentistream.transforms.records import Frame
 
@@ -102,7 +104,9 @@ def open_media(source: str | BinaryIO) -> Iterator[av.container.InputContainer]:
     _check_not_empty(source)
     name = _source_name(source)
     try:
-        container = av.open(source, mode="r")
+        container = open_container(source)
+    except MediaRefused as e:
+        raise MediaDecodeError(f"source {name!r}: {e}") from e
     except av.error.FileNotFoundError as e:
         raise FileNotFoundError(f"source {name!r} not found") from e
     except (av.FFmpegError, UnicodeDecodeError) as e:
@@ -125,6 +129,64 @@ def _video_stream(container: av.container.InputContainer) -> av.VideoStream | No
 
 def _audio_stream(container: av.container.InputContainer) -> av.AudioStream | None:
     return container.streams.audio[0] if container.streams.audio else None
+
+
+class MediaLimitError(MediaDecodeError):
+    """The source is over one of ``DecodeConfig``'s limits (the message names it)."""
+
+
+def local_file_problem(path: str) -> str | None:
+    """Why a local ``path`` cannot be read as media (a directory, a dangling link, a link
+    loop, a FIFO that would block the reader, a socket, a device, vanished), or None for a
+    regular file."""
+    try:
+        st = os.stat(path)  # follows links
+    except FileNotFoundError:
+        return "a link to nothing (dangling symlink)" if os.path.islink(path) else "vanished"
+    except OSError as exc:  # ELOOP, EACCES, ENAMETOOLONG, ...
+        return f"cannot be inspected ({exc.strerror or type(exc).__name__})"
+    if stat.S_ISREG(st.st_mode):
+        return None
+    kinds = {stat.S_ISDIR: "a directory", stat.S_ISFIFO: "a FIFO (named pipe)"}
+    kinds |= {stat.S_ISSOCK: "a socket", stat.S_ISCHR: "a device", stat.S_ISBLK: "a device"}
+    return next((name for test, name in kinds.items() if test(st.st_mode)), "not a file")
+
+
+def check_local_input(path: str, cfg: DecodeConfig) -> None:
+    """Refuse a local input before it is opened: not a regular file, or over ``max_bytes``.
+
+    Raises:
+        FileNotFoundError: it does not exist. MediaDecodeError / MediaLimitError: why not.
+    """
+    if not os.path.lexists(path):
+        raise FileNotFoundError(f"source {path!r} not found")
+    problem = local_file_problem(path)
+    if problem is not None:
+        raise MediaDecodeError(f"source {path!r} is {problem}, not a media file")
+    size = os.path.getsize(path)
+    if size > cfg.max_bytes:
+        raise MediaLimitError(
+            f"source {path!r} is {size} bytes, over the max_bytes limit of {cfg.max_bytes}"
+        )
+
+
+def check_limits(name: str, info: MediaInfo, cfg: DecodeConfig) -> None:
+    """``MediaLimitError`` naming the first of ``cfg``'s limits the headers exceed."""
+    if info.channels > cfg.max_channels:
+        raise MediaLimitError(
+            f"source {name!r} has {info.channels} audio channels, over the max_channels "
+            f"limit of {cfg.max_channels}"
+        )
+    if info.width and info.height and info.width * info.height > cfg.max_pixels:
+        raise MediaLimitError(
+            f"source {name!r} is {info.width}x{info.height} video, over the max_pixels limit "
+            f"of {cfg.max_pixels}"
+        )
+    if info.duration_s is not None and info.duration_s > cfg.max_duration_s:
+        raise MediaLimitError(
+            f"source {name!r} lasts {info.duration_s:.0f} s, over the max_duration_s limit "
+            f"of {cfg.max_duration_s:.0f}"
+        )
 
 
 def probe(container: av.container.InputContainer) -> MediaInfo:
@@ -169,7 +231,7 @@ class _AudioTrack:
         self.total = 0  # samples placed on the timeline so far (global index)
         self.base = 0  # global index of the first kept sample
         self._parts: list[np.ndarray] = []
-        self._resampler: av.AudioResampler | None = None
+        self._resampler: PlanarResampler | None = None
         self._next_in_t: float | None = None
         self._skip = 0  # output samples still to drop (audio starting before t = 0)
 
@@ -184,8 +246,7 @@ class _AudioTrack:
     def add(self, frame: av.AudioFrame | None, t: float | None) -> None:
         """Add a decoded frame at time ``t`` (or flush the resampler with ``None``)."""
         if frame is not None:
-            layout, rate = frame.layout, SAMPLE_RATE  # the source's channels, 16 kHz
-            self._resampler = self._resampler or av.AudioResampler("fltp", layout, rate)
+            self._resampler = self._resampler or PlanarResampler()  # every channel, 16 kHz
             if t is not None:
                 expected = 0.0 if self._next_in_t is None else self._next_in_t
                 if self._next_in_t is None and t < 0:
@@ -196,8 +257,8 @@ class _AudioTrack:
                 self._next_in_t = t + frame.samples / frame.sample_rate
         elif self._resampler is None:
             return
-        for out in self._resampler.resample(frame):  # type: ignore[union-attr]
-            arr = out.to_ndarray().astype(np.float32, copy=False)
+        arr = self._resampler.resample(frame)  # type: ignore[union-attr]
+        if arr is not None:
             self._append(arr)  # planar: (channels, samples)
 
     def take(self, start: int, stop: int | None) -> np.ndarray:
@@ -264,6 +325,7 @@ def iter_chunks(source: str | BinaryIO, cfg: DecodeConfig) -> Iterator[MediaInfo
     """
     with open_media(source) as container:
         info = probe(container)
+        check_limits(_source_name(source), info, cfg)
         yield info
         yield from _decode(container, info, cfg)
 
@@ -273,8 +335,19 @@ def _decode(
 ) -> Iterator[MediaChunk]:
     dec = _Decoder(container, info, cfg)
     k = 0
+    deadline = time.monotonic() + cfg.max_decode_s
     for packet in _packets(container, dec.streams):
         dec.add(packet)
+        if dec.end > cfg.max_duration_s:
+            raise MediaLimitError(
+                f"source {container.name!r} decodes past the max_duration_s limit of "
+                f"{cfg.max_duration_s:.0f} s"
+            )
+        if time.monotonic() > deadline:
+            raise MediaLimitError(
+                f"source {container.name!r}: decoding took over the max_decode_s limit of "
+                f"{cfg.max_decode_s:.0f} s"
+            )
         while dec.passed((k + 1) * cfg.chunk_s + TAIL_S):
             yield dec.chunk(k, final=False)
             k += 1

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sentistream.models.audio import SAMPLE_RATE
+from sentistream.models.audio import SAMPLE_RATE, speech_timestamps
 from sentistream.transforms.config import SegmentConfig
 from sentistream.transforms.media.captions import Cue
 
@@ -62,19 +62,13 @@ def _check_audio(audio: np.ndarray) -> np.ndarray:
 def raw_speech(audio: np.ndarray, cfg: SegmentConfig) -> list[tuple[float, float]]:
     """Silero VAD turns in ``audio`` (1-D, 16 kHz) as (start_s, end_s) from its sample 0,
     padded, with VAD-side splitting at ``max_s``; no min/max post-processing."""
-    from faster_whisper.vad import VadOptions, get_speech_timestamps
-
-    arr = _check_audio(audio)
-    if arr.size == 0:
-        return []
-    opts = VadOptions(
+    return speech_timestamps(
+        _check_audio(audio),
         threshold=cfg.vad_threshold,
-        min_silence_duration_ms=cfg.min_silence_ms,
+        min_silence_ms=cfg.min_silence_ms,
         speech_pad_ms=cfg.speech_pad_ms,
-        max_speech_duration_s=cfg.max_s,
+        max_speech_s=cfg.max_s,
     )
-    found = get_speech_timestamps(arr, vad_options=opts, sampling_rate=SAMPLE_RATE)
-    return [(d["start"] / SAMPLE_RATE, d["end"] / SAMPLE_RATE) for d in found]
 
 
 def shape_turn(start_s: float, end_s: float, cfg: SegmentConfig) -> list[Span]:

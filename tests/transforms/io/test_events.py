@@ -81,13 +81,16 @@ def test_encode_event_round_trips():
         (b'{"uri": "/a.mp4", "event_time": -1}', ev.ERR_WRONG_TYPE),
         (b'{"uri": "/a.mp4", "source": 7}', ev.ERR_WRONG_TYPE),
         (b" " * (ev.MAX_EVENT_BYTES + 1), ev.ERR_TOO_LARGE),
+        (b"[" * 100_000, ev.ERR_BAD_JSON),  # RecursionError inside json
+        (b'{"uri": "/a.mp4", "schema_version": [1]}', ev.ERR_VERSION),
+        (b'{"uri": "/a.mp4", "video_id": "' + b"x" * 5000 + b'", "source": 1}', ev.ERR_WRONG_TYPE),
     ],
 )
 def test_malformed_events_say_why(raw, error_type):
     with pytest.raises(EventError) as info:
         parse_event(raw)
     assert info.value.error_type == error_type
-    assert str(info.value)
+    assert str(info.value) and len(str(info.value)) < 500  # short, whatever the event held
 
 
 def test_dead_letter_keeps_the_raw_event_and_what_ids_it_could_read():

@@ -171,11 +171,37 @@ def test_missing_file_is_file_not_found(tmp_path: Path) -> None:
         decode(str(tmp_path / "nope.mp4"))
 
 
-def test_no_audio_or_video_streams(tmp_path: Path) -> None:
-    path = tmp_path / "subs.srt"  # FFmpeg opens it, as a subtitle-only "media" file
+def test_subtitle_only_file_is_not_an_allowed_container(tmp_path: Path) -> None:
+    path = tmp_path / "subs.srt"  # FFmpeg would open it as subtitle-only "media"
     path.write_text("1\n00:00:01,000 --> 00:00:02,000\nhello\n")
-    with pytest.raises(MediaDecodeError, match="no audio and no video"):
+    with pytest.raises(MediaDecodeError, match="not an allowed media container"):
         decode(str(path))
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("evil.m3u8", "#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:1,\n../outside.wav\n"),
+        ("evil.mp4", "#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:1,\n../outside.wav\n"),
+        ("list.ffconcat", "ffconcat version 1.0\nfile '../outside.wav'\n"),
+    ],
+)
+def test_playlists_that_point_outside_the_input_are_refused(
+    tmp_path: Path, name: str, text: str
+) -> None:
+    """A crafted playlist must not make FFmpeg read another file (or fetch a URL)."""
+    import wave
+
+    with wave.open(str(tmp_path / "outside.wav"), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16_000)
+        w.writeframes((np.sin(np.arange(16_000) / 5) * 8000).astype(np.int16).tobytes())
+    inner = tmp_path / "in"
+    inner.mkdir()
+    (inner / name).write_text(text + "#EXT-X-ENDLIST\n")
+    with pytest.raises(MediaDecodeError, match="not an allowed media container|not a media"):
+        decode(str(inner / name))
 
 
 @pytest.mark.parametrize("ext", ["mp4", "webm", "mkv", "mp3"])
@@ -234,3 +260,51 @@ def test_streams_of_different_lengths(tmp_path: Path, video_s: float, audio_s: f
     total = sum(c.audio.shape[1] for c in chunks if c.audio is not None)
     assert total / SAMPLE_RATE == pytest.approx(audio_s, abs=0.1)
     assert len([f for c in chunks for f in c.frames]) == round(video_s * 2)
+
+
+# ------------------------------------------------------------------ limits, non-files
+
+
+def _av_file(tmp_path: Path, seconds: float = 2.0, size: tuple[int, int] = SIZE) -> Path:
+    frames = synth.no_face_frames(round(seconds * FPS), size=size)
+    audio = stereo_tone(seconds)
+    return synth.write_media(tmp_path / "clip.mp4", frames=frames, fps=FPS, audio=audio)
+
+
+@pytest.mark.parametrize(
+    ("limit", "value", "message"),
+    [
+        ("max_channels", 1, "2 audio channels, over the max_channels limit of 1"),
+        ("max_pixels", 160 * 96 - 1, "160x96 video, over the max_pixels limit"),
+        ("max_duration_s", 1.0, "over the max_duration_s limit of 1"),
+    ],
+)
+def test_header_limits_are_refused_before_decoding(
+    tmp_path: Path, limit: str, value: float, message: str
+) -> None:
+    from sentistream.transforms.media.decoding import MediaLimitError
+
+    path = _av_file(tmp_path)
+    with pytest.raises(MediaLimitError, match=message):
+        decode(str(path), **{limit: value})
+    decode(str(path))  # within the defaults
+
+
+def test_local_inputs_that_are_not_regular_files_are_refused_without_opening(
+    tmp_path: Path,
+) -> None:
+    import os
+
+    from sentistream.transforms.media.decoding import MediaLimitError, check_local_input
+
+    os.mkfifo(tmp_path / "pipe.mp4")  # opening it to read would block forever
+    (tmp_path / "dir.mp4").mkdir()
+    for name, why in (("pipe.mp4", "FIFO"), ("dir.mp4", "a directory")):
+        with pytest.raises(MediaDecodeError, match=why):
+            check_local_input(str(tmp_path / name), DecodeConfig())
+    with pytest.raises(FileNotFoundError):
+        check_local_input(str(tmp_path / "none.mp4"), DecodeConfig())
+    big = _av_file(tmp_path)
+    with pytest.raises(MediaLimitError, match="over the max_bytes limit of 100"):
+        check_local_input(str(big), DecodeConfig(max_bytes=100))
+    check_local_input(str(big), DecodeConfig())
