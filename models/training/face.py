@@ -21,6 +21,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from sentistream.models.bundle import DEFAULT_BUNDLES
 from sentistream.models.face.model import FaceExpressionModel, expression_valence, valence_masses
 from sentistream.models.labels import EMOTION_VALENCE, VALENCE_LABELS
 from sentistream.models.training.corpora import read_ckplus
@@ -144,7 +145,7 @@ def evaluate_ckplus(root: str | Path, model: FaceExpressionModel) -> dict[str, A
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Evaluate a face bundle on CK+ crops.")
     parser.add_argument("--data", type=Path, required=True, help="ckplus48 folder")
-    parser.add_argument("--bundle", default="face-fer2013-minixception")
+    parser.add_argument("--bundle", default=DEFAULT_BUNDLES["face"])
     parser.add_argument("--out", type=Path, help="also write the figures here (JSON)")
     parser.add_argument("--per-subject", action="store_true", help="print per-subject rows")
     args = parser.parse_args(argv)

@@ -63,18 +63,23 @@ from sentistream.models.training.text_head import (
     DEV_FRACTION,
     EMBEDDING_DIM,
     SEED,
+    Corpus,
     evaluate,
     fit_head_temperature,
     load_meld,
+    load_sst2,
     load_tweeteval,
     weighted_f1,
 )
 
 NAME = DEFAULT_BUNDLES["text"]
-VERSION = "1"
+VERSION = "2"
+#: SST-2 train phrases mixed into training (general-domain polarity; MELD keeps selection).
+SST2_PHRASES = 15_000
 LICENCES = {
     "MELD": "GPL-3.0 repository; utterances from the TV series Friends",
     "TweetEval": "released without restrictions; original dataset terms apply",
+    "SST-2": "research use; Socher et al. 2013 (GLUE train split)",
     "all-MiniLM-L6-v2": "Apache-2.0",
     "vaderSentiment": "MIT",
 }
@@ -90,6 +95,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--layers", type=int, nargs="+", default=[1, 2], help="top layers")
     parser.add_argument(
         "--lr", type=float, nargs="+", default=[5e-5, 1e-4, 2e-4], help="encoder lr"
+    )
+    parser.add_argument(
+        "--sst2",
+        type=int,
+        default=SST2_PHRASES,
+        help="SST-2 train phrases (of at least 4 words) added to training; 0: none",
     )
     parser.add_argument("--max-epochs", type=int, default=6)
     parser.add_argument("--patience", type=int, default=2)
@@ -115,6 +126,35 @@ def _write(out: Path, state: dict[str, Any], params: dict[str, Any], **rest: Any
     )
 
 
+def sst2_sample(corpus: Corpus, n: int, seed: int) -> Corpus:
+    """``n`` phrases of at least 4 words, drawn without replacement (seeded); all when
+    fewer; none for ``n == 0``."""
+    long = np.flatnonzero([len(t.split()) >= 4 for t in corpus.texts])
+    rng = np.random.default_rng(seed)
+    pick = np.sort(rng.choice(long, size=min(n, len(long)), replace=False)) if n else long[:0]
+    return Corpus([corpus.texts[i] for i in pick], corpus.y[pick], corpus.groups[pick])
+
+
+def binary_view(model: TextSentimentModel, corpus: Corpus) -> dict[str, Any]:
+    """Accuracy / ECE on a negative-positive set, restricted to those two labels (the
+    model's probabilities renormalised over them) and for items of at least 8 words."""
+    probs = model.predict_proba(corpus.texts)[:, [0, 2]]
+    probs = probs / probs.sum(axis=1, keepdims=True)
+    truth = (corpus.y == LABELS.index("positive")).astype(int)
+    correct = probs.argmax(axis=1) == truth
+    long = np.array([len(t.split()) >= 8 for t in corpus.texts])
+    return {
+        "n": len(truth),
+        "accuracy": float(correct.mean()),
+        "ece": metrics.expected_calibration_error(probs.max(axis=1), correct),
+        "n_8_words_or_more": int(long.sum()),
+        "accuracy_8_words_or_more": float(correct[long].mean()),
+        "three_class_accuracy": float(
+            (model.predict_proba(corpus.texts).argmax(axis=1) == corpus.y).mean()
+        ),
+    }
+
+
 def frozen_model(probe: TextHead) -> TextSentimentModel:
     """The linear probe (frozen MiniLM + VADER head) as a model, for the comparison."""
     meta = BundleMeta(
@@ -130,11 +170,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     meld = load_meld(args.data / "meld" / "train_sent_emo.csv")
     tweets = load_tweeteval(args.data / "tweeteval")
     meld_dev = load_meld(args.data / "meld" / "dev_sent_emo.csv")
-    # Internal dev: whole MELD train dialogues (seeded); tweets always train.
+    sst2 = sst2_sample(load_sst2(args.data / "sst2", "train"), args.sst2, args.seed)
+    # Internal dev: whole MELD train dialogues (seeded); tweets and SST-2 always train.
     dev_meld = dev_mask(meld.groups, args.dev_fraction, args.seed)
-    texts = meld.texts + tweets.texts
-    y = np.concatenate([meld.y, tweets.y])
-    dev = np.concatenate([dev_meld, np.zeros(len(tweets.y), dtype=bool)])
+    texts = meld.texts + tweets.texts + sst2.texts
+    y = np.concatenate([meld.y, tweets.y, sst2.y])
+    always_train = np.zeros(len(tweets.y) + len(sst2.y), dtype=bool)
+    dev = np.concatenate([dev_meld, always_train])
     vader = vader_scores(texts)
     st = load_sentence_transformer()
     starts = sorted({NUM_LAYERS - k for k in args.layers})
@@ -176,7 +218,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     n_dialogues = len(np.unique(meld.groups[dev_meld]))
     training_data = {
         "train": f"MELD train minus held-out dialogues ({int((~dev_meld).sum())} utterances) "
-        f"+ TweetEval sentiment validation ({len(tweets.y)} tweets)",
+        f"+ TweetEval sentiment validation ({len(tweets.y)} tweets)"
+        f" + {len(sst2.y)} SST-2 train phrases of at least 4 words (seed {args.seed})",
         "model_selection": f"MELD train: {int(dev_meld.sum())} utterances in {n_dialogues} "
         f"held-out dialogues (seed {args.seed}); early stopping, grid, temperature",
         "evaluation": f"MELD dev ({len(meld_dev.y)} utterances): final report only",
@@ -191,6 +234,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     torch.set_num_threads(1)  # the speed figure is single-threaded
     figures: dict[str, Any] = evaluate(model, meld_dev, seed=args.seed)
     torch.set_num_threads(args.threads)
+    sst2_dev = args.data / "sst2" / "dev.tsv"
+    if sst2_dev.is_file():
+        figures["sst2_dev"] = binary_view(model, load_sst2(args.data / "sst2", "dev"))
     ours = model.predict_proba(meld_dev.texts).argmax(axis=1)
     frozen = frozen_model(probe).predict_proba(meld_dev.texts).argmax(axis=1)
     figures["meld_dev_vs_frozen"] = {

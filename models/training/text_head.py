@@ -62,6 +62,11 @@ def load_tweeteval(folder: Path) -> Corpus:
     return corpus_of(corpora.read_tweeteval(folder))
 
 
+def load_sst2(folder: Path, split: str) -> Corpus:
+    """One split of SST-2 (``read_sst2``): binary phrases labelled negative / positive."""
+    return corpus_of([e for e in corpora.read_sst2(folder) if e.split == split])
+
+
 def cached_features(texts: list[str], cache: Path, encoder_factory: Any) -> dict[str, np.ndarray]:
     """MiniLM embeddings (cached on disk by content hash) and VADER scores for texts."""
     digest = hashlib.sha1("\n".join(texts).encode("utf-8")).hexdigest()[:16]

@@ -34,6 +34,11 @@ from sentistream.models.whisper import FRONTEND_VERSION
 
 NAME = DEFAULT_BUNDLES["voice"]
 VERSION = "3"
+#: Features of the voiced frames only (Silero VAD inside each clip; training and
+#: ``VoiceEmotionModel.features`` then read clips the same way, bundle
+#: ``params["voiced_only"]``). Off by default: measured, it does not help (docs/models.md
+#: "Voiced frames only"); ``sentistream train voice --voiced-only`` trains such a bundle.
+VOICED_ONLY = False
 OUTER_FOLDS = 6
 CORPORA = ("ravdess", "tess", "emodb")
 LICENCES = {
@@ -107,12 +112,13 @@ def evaluate(
 
 
 def _mean(folds: list[dict[str, Any]]) -> dict[str, float]:
-    """Mean over folds of every float figure (``majority`` / ``emotion`` ones prefixed)."""
+    """Mean over folds of every float figure (``majority`` / ``emotion`` ones prefixed)
+    that every fold has (a fold that chose the flat valence head has no emotion figures)."""
     flat = [
         f | {f"{p}_{k}": v for p in ("majority", "emotion") for k, v in f.get(p, {}).items()}
         for f in folds
     ]
-    keys = [k for k, v in flat[0].items() if isinstance(v, float)]
+    keys = [k for k, v in flat[0].items() if isinstance(v, float) and all(k in f for f in flat)]
     return {k: float(np.mean([f[k] for f in flat])) for k in keys}
 
 
@@ -156,6 +162,7 @@ def save(heads: vf.VoiceHeads, report: dict[str, Any], out: Path, name: str = NA
         # worse than the clip alone (report: accuracy_by_channel_position).
         "min_channel_clips": MIN_CHANNEL_CLIPS,
         "bucket_s": 1.0,
+        "voiced_only": bool(report.get("voiced_only", False)),
         "heads": report["final"],
         "encoder": f"whisper tiny.en, CTranslate2 int8, {FRONTEND_VERSION}",
     }
@@ -188,7 +195,13 @@ def save(heads: vf.VoiceHeads, report: dict[str, Any], out: Path, name: str = NA
 
 
 def train(
-    data: Path, out: Path, cache: Path, seed: int, name: str = NAME, threads: int = 1
+    data: Path,
+    out: Path,
+    cache: Path,
+    seed: int,
+    name: str = NAME,
+    threads: int = 1,
+    voiced_only: bool = VOICED_ONLY,
 ) -> BundleMeta:
     """The whole recipe: features, every recipe's evaluation, the final heads, the bundle."""
     import torch
@@ -196,10 +209,11 @@ def train(
 
     torch.set_num_threads(1)
     clips = vr.read_clips(data)
-    x = vr.extract(clips, cache / "features", threads)
+    x = vr.extract(clips, cache / "features", threads, voiced_only=voiced_only)
     speakers = vr.column(clips, "speaker")
     with threadpool_limits(1):
         report: dict[str, Any] = {"name": name, "labels": VALENCE_LABELS, "seed": seed}
+        report["voiced_only"] = voiced_only
         report["emotions"] = vr.EMOTIONS
         report["n_clips"] = {s: int(np.sum(speakers == s)) for s in np.unique(speakers)}
         report["recipes"] = {k: run_recipe(x, clips, r, seed) for k, r in vr.RECIPES.items()}

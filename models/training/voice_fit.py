@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-from sentistream.models.audio import read_audio
+from sentistream.models.audio import read_audio, voiced_audio
 from sentistream.models.labels import VALENCE_LABELS
 from sentistream.models.training import corpora
 from sentistream.models.training.metrics import accuracy_f1, softmax_t
@@ -94,15 +94,23 @@ def read_clips(data: Path) -> list[Clip]:
     return clips
 
 
-def extract(clips: list[Clip], cache: Path, threads: int = 1) -> np.ndarray:
-    """(N, 788) features: Whisper mean+std (768) ++ prosody (20), cached in ``cache``."""
+def extract(
+    clips: list[Clip], cache: Path, threads: int = 1, voiced_only: bool = True
+) -> np.ndarray:
+    """(N, 788) features: Whisper mean+std (768) ++ prosody (20), cached in ``cache``.
+
+    ``voiced_only``: of each clip's voiced frames only (``models.audio.voiced_audio``), as
+    ``VoiceEmotionModel.features`` reads a bundle whose ``params["voiced_only"]`` is set.
+    """
     cache.mkdir(parents=True, exist_ok=True)
     model_dir = default_model_dir()
     spec = [FEATURES_VERSION, FRONTEND_VERSION, model_dir, [c.path for c in clips]]
+    spec += ["voiced"] if voiced_only else []
     path = cache / f"clean-{hashlib.sha1(json.dumps(spec).encode()).hexdigest()[:16]}.npz"
     if not path.is_file():
         print(f"extracting features ({len(clips)} clips)", file=sys.stderr)
         waves = [read_audio(c.path) for c in clips]
+        waves = [voiced_audio(w) for w in waves] if voiced_only else waves
         pooled = encode_pooled(load_whisper(model_dir, "cpu", "int8", threads=threads), waves)
         np.savez(path, meanstd=pooled, prosody=[vf.prosody_features(w) for w in waves])
     with np.load(path) as z:

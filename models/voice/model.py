@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-from sentistream.models.audio import SAMPLE_RATE
+from sentistream.models.audio import SAMPLE_RATE, voiced_audio
 from sentistream.models.bundle import (
     DEFAULT_BUNDLES,
     Bundled,
@@ -121,6 +121,8 @@ class VoiceEmotionModel(Bundled):
         self.min_channel_clips = int(meta.params.get("min_channel_clips", 1))
         self.in_features = int(meta.params["in_features"])
         self.target = meta.params.get("target", "emotion")
+        # Trained on the voiced frames of each clip: score them the same way.
+        self.voiced_only = bool(meta.params.get("voiced_only", False))
 
     @classmethod
     def load(
@@ -153,7 +155,10 @@ class VoiceEmotionModel(Bundled):
         return cls(heads=heads, meta=meta, encoder=encoder)
 
     def features(self, audios: list[np.ndarray]) -> np.ndarray:
-        """N clips -> (N, 788): Whisper mean+std (768) ++ prosody (20)."""
+        """N clips -> (N, 788): Whisper mean+std (768) ++ prosody (20), of each clip's
+        voiced frames when the bundle was trained so (``params["voiced_only"]``)."""
+        if self.voiced_only:
+            audios = [voiced_audio(a) for a in audios]
         pooled = encode_pooled(
             self.encoder, audios, bucket_s=self.bucket_s, batch_size=self.batch_size
         )

@@ -1,4 +1,5 @@
-"""``sentistream evaluate devset``, ``evaluate pipeline`` and ``evaluate calibrate``.
+"""``sentistream evaluate devset``, ``evaluate pipeline``, ``evaluate calibrate`` and
+``evaluate table``.
 
 Registered by the training CLI (``pipelines/train/cli.py``) beside ``evaluate face`` etc.
 """
@@ -12,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from sentistream.pipelines.evaluation import table
 from sentistream.pipelines.evaluation.calibrate import fit_calibration
 from sentistream.pipelines.evaluation.devset import CONDITIONS, build_devset
 from sentistream.pipelines.evaluation.pipeline import evaluate_pipeline, write_report
@@ -20,7 +22,7 @@ from sentistream.pipelines.options import add_model_arguments, config_from_args
 
 
 def add_parsers(models: Any) -> None:
-    """Add ``devset`` and ``pipeline`` to the ``evaluate`` command's subparsers."""
+    """Add ``devset``, ``pipeline``, ``calibrate`` and ``table`` to ``evaluate``."""
     dev = models.add_parser(
         "devset", help="generate labelled talking-head clips from the shared data"
     )
@@ -39,6 +41,12 @@ def add_parsers(models: Any) -> None:
     cal = _labelled_parser(models, "calibrate", fit_calibration, _calibrate)
     cal.add_argument("--out", type=Path, required=True, help="folder for the bundle")
 
+    tab = models.add_parser("table", help="the README models table, from docs/reports")
+    mode = tab.add_mutually_exclusive_group()
+    mode.add_argument("--write", action="store_true", help="rewrite it in README.md")
+    mode.add_argument("--check", action="store_true", help="exit 1 when README.md is stale")
+    tab.set_defaults(func=_table)
+
 
 def _labelled_parser(models: Any, name: str, entry: Any, func: Any) -> argparse.ArgumentParser:
     """A subcommand over a labelled manifest that runs the batch job: its module docstring
@@ -54,6 +62,10 @@ def _labelled_parser(models: Any, name: str, entry: Any, func: Any) -> argparse.
     add_model_arguments(parser)
     parser.set_defaults(func=func)
     return parser
+
+
+def _table(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
+    return table.main(write=args.write, check=args.check)
 
 
 def _calibrate(args: argparse.Namespace, beam_args: Sequence[str]) -> int:

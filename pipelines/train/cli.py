@@ -37,7 +37,7 @@ from sentistream.pipelines.train import face as train_face
 from sentistream.pipelines.train import fusion as train_fusion
 from sentistream.pipelines.train import text as train_text
 from sentistream.pipelines.train import voice as train_voice
-from sentistream.pipelines.train.common import SEEDS, TrainRequest
+from sentistream.pipelines.train.common import EPOCHS, SEEDS, TrainRequest
 from sentistream.pipelines.train.reports import write_report
 
 MODELS = ("face", "voice", "text", "fusion")
@@ -70,7 +70,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
 def _add_arguments(p: argparse.ArgumentParser, command: str, model: str) -> None:
     p.add_argument("--data", type=Path, required=True, help="dataset folder, file or data root")
     p.add_argument("--layout", default="auto", choices=("auto", *LAYOUTS))
-    if command == "evaluate" or model == "face":
+    if command == "evaluate":
         p.add_argument("--bundle", default=DEFAULT_BUNDLES[model], help="bundle name or .json")
     p.add_argument("--seed", type=int, help="default: the model's own (text 13, others 0)")
     p.add_argument("--dev-fraction", type=float, help="share of groups held out (default 0.2)")
@@ -80,12 +80,18 @@ def _add_arguments(p: argparse.ArgumentParser, command: str, model: str) -> None
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for CIs")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     if command == "train":
-        p.add_argument("--out", type=Path, required=model != "face", help="bundle folder")
+        p.add_argument("--out", type=Path, required=True, help="bundle folder")
         p.add_argument("--name", help="bundle name (default: the shipped model's)")
-        p.add_argument("--epochs", type=int, default=200, help="max epochs (early stopping)")
+        p.add_argument("--epochs", type=int, help="max epochs (default: face 6, others 200)")
         p.add_argument("--checkpoint-dir", type=Path, help="best-so-far checkpoints go here")
     else:
         p.add_argument("--split", help="only items of this split (train / dev / test)")
+    if model == "voice" and command == "train":
+        p.add_argument(
+            "--voiced-only",
+            action="store_true",
+            help="features of each clip's voiced frames only (Silero VAD); off by default",
+        )
     if model == "fusion":
         p.add_argument("--folds", type=int, default=4, help="cross-validation folds (data root)")
         p.add_argument("--pairs-per-class", type=int, default=150, help="per fold and class")
@@ -105,6 +111,7 @@ def request_from_args(args: argparse.Namespace) -> TrainRequest:
     options |= {
         "data": args.data.resolve(),
         "seed": SEEDS.get(args.model, 0) if args.seed is None else args.seed,
+        "epochs": getattr(args, "epochs", None) or EPOCHS.get(args.model, 200),
         "dev_fraction": 0.2 if args.dev_fraction is None else args.dev_fraction,
         "argv": _command_line(args),
         "delegate_args": tuple(given),

@@ -20,6 +20,7 @@ from sentistream.models.training.examples import Example
 
 SHARED = ("ravdess_audio", "tess", "ckplus48", "meld", "tweeteval")
 SEEDS = {"text": 13}  # the recipes' own default seeds (models/training/text.py: 13)
+EPOCHS = {"face": 6}  # default --epochs: face is a fine-tune (one epoch ~2.5 min on 2 cores)
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,7 @@ class TrainRequest:
     folds: int = 4
     pairs_per_class: int = 150
     hidden: tuple[int, ...] = (0, 16)
+    voiced_only: bool = False
     argv: str = ""
     delegate_args: tuple[str, ...] = ()
     say: Callable[[str], None] = field(default=lambda message: None, compare=False)

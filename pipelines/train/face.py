@@ -1,5 +1,6 @@
-"""``sentistream train face`` (temperature calibration of the pretrained FER2013 model on
-a dev side of subjects) and ``sentistream evaluate face`` (its valence on labelled faces).
+"""``sentistream train face`` (fine-tune the FER2013 mini-Xception on FER2013 Training
+with augmentation, ``models/training/face_finetune.py``) and ``sentistream evaluate face``
+(valence on labelled faces).
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ import numpy as np
 
 from sentistream.models.labels import VALENCE_LABELS as LABELS
 from sentistream.models.training.examples import Example
-from sentistream.models.training.splits import assign_splits
 from sentistream.pipelines.train.common import TrainRequest, eval_report, load_examples, summary
 
 
@@ -39,54 +39,47 @@ def evaluate(args: TrainRequest) -> dict[str, Any]:
 
 
 def train(args: TrainRequest) -> dict[str, Any]:
-    """The face model is pretrained (FER2013): training = temperature calibration, fitted on
-    a dev side of subjects and kept only if it lowers ECE on the held-out subjects."""
-    from sentistream.models.training.face import CKPLUS_TO_FER
-    from sentistream.models.training.metrics import fit_temperature, softmax_t
+    """Fine-tune the FER2013 mini-Xception on the data's ``train`` split with augmentation,
+    choosing the epoch on its ``dev`` split (``models/training/face_finetune.py``); the
+    figures on dev, and on CK+ when ``ckplus48`` sits beside the data, go in the card."""
+    from sentistream.models.face.model import FER2013_LABELS, FaceExpressionModel, mini_xception
+    from sentistream.models.training import face_finetune as recipe
+    from sentistream.models.training.cards import face_card
+    from sentistream.models.training.datasets import read_dataset
+    from sentistream.models.training.face import evaluate_ckplus, read_crops
 
-    examples = load_examples(args)
-    sides = assign_splits(examples, args.dev_fraction, args.seed)
-    calib, test = sides["dev"], sides["test"] or sides["train"]
-    args.say(f"{len(calib)} calibration / {len(test)} held-out images (split by subject)")
-    model, probs = _face_probs(calib + test, args.bundle)
-    logp = np.log(np.clip(probs, 1e-8, 1.0))
-    n = len(calib)
-    emotions = [e.emotion for e in calib]
-    if all(em in CKPLUS_TO_FER for em in emotions):
-        target = np.array([model.labels.index(CKPLUS_TO_FER[em]) for em in emotions])
-        temperature, fitted_on = fit_temperature(logp[:n], target), "7-class expression NLL"
-    else:
-        grid = np.exp(np.linspace(np.log(0.25), np.log(4.0), 57))
-        y = np.array([LABELS.index(e.label) for e in calib])
-        nll = [_valence_nll(model, logp[:n], y, t) for t in grid]
-        temperature, fitted_on = float(grid[int(np.argmin(nll))]), "3-class valence NLL"
-    before = _valence_view(model, probs[n:])
-    after = _valence_view(model, softmax_t(logp[n:], temperature))
-    m_before = summary(args, test, *before)
-    m_after = summary(args, test, *after)
-    apply = m_after["ece"] < m_before["ece"]
-    args.say(f"T={temperature:.3f}: held-out ECE {m_before['ece']} -> {m_after['ece']}")
-    report = eval_report(
-        args,
-        model.model_id,
-        test,
-        {"held_out": m_before, "held_out_calibrated": m_after},
-        "face valence calibration",
+    if args.out is None:
+        raise ValueError("train face needs --out (the bundle folder)")
+    examples = read_dataset(args.data, args.layout)
+    train_side = [e for e in examples if e.split == "train"]
+    dev_side = [e for e in examples if e.split == "dev"]
+    if not train_side or not dev_side:
+        raise ValueError(f"data {args.data}: train face needs train and dev splits (FER2013)")
+    state, fit = recipe.finetune(
+        train_side,
+        dev_side,
+        epochs=args.epochs,
+        seed=args.seed,
+        threads=args.threads,
+        say=args.say,
     )
-    report["calibration"] = {
-        "temperature": round(temperature, 4),
-        "fitted_on": fitted_on,
-        "n_calibration": n,
-        "apply": bool(apply),
-        "note": "FaceExpressionModel has no temperature parameter: "
-        "applying it needs params['temperature'] support",
-    }
-    report["headline"]["calibration"] = report["calibration"]
-    return report
-
-
-def _valence_nll(model: Any, logp: np.ndarray, y: np.ndarray, t: float) -> float:
-    from sentistream.models.training.metrics import softmax_t
-
-    masses, _ = _valence_view(model, softmax_t(logp, t))
-    return float(-np.mean(np.log(np.clip(masses[np.arange(len(y)), y], 1e-8, 1.0))))
+    net = mini_xception(num_classes=len(FER2013_LABELS))
+    net.load_state_dict(state, strict=True)
+    base = FaceExpressionModel.load(recipe.BASE)
+    tuned = FaceExpressionModel(base.meta, net)  # scores with the fine-tuned weights
+    dev_labelled = [e for e in dev_side if e.label in LABELS]
+    crops = read_crops([e.path_or_text for e in dev_labelled], size=48)
+    ckplus = args.data.parent / "ckplus48"
+    metrics: dict[str, Any] = {}
+    # FER2013's dev split is its PublicTest; a user's data: "dev".
+    dev_key = "fer2013_publictest" if {e.corpus for e in dev_side} == {"fer2013"} else "dev"
+    for prefix, model in (("", tuned), ("base_", base)):
+        masses, conf = _valence_view(model, model.predict(crops))
+        metrics[f"{prefix}{dev_key}"] = summary(args, dev_labelled, masses, conf)
+        if ckplus.is_dir():
+            ck = evaluate_ckplus(ckplus, model)
+            drop = ("per_subject", "model_id")
+            metrics[f"{prefix}ckplus48"] = {k: v for k, v in ck.items() if k not in drop}
+    meta = recipe.write(args.out, state, fit, metrics, face_card, name=args.name or recipe.NAME)
+    args.say(f"wrote {meta.path} ({meta.model_id})")
+    return eval_report(args, meta.model_id, dev_labelled, metrics, "face fine-tune (FER2013)")

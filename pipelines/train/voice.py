@@ -50,7 +50,13 @@ def train(args: TrainRequest) -> dict[str, Any]:
         args.say("data root: running the voice recipe (models/training/voice.py)")
         name = args.name or recipe.NAME
         meta = recipe.train(
-            args.data, args.out, args.cache / "voice", args.seed, name, args.threads
+            args.data,
+            args.out,
+            args.cache / "voice",
+            args.seed,
+            name,
+            args.threads,
+            voiced_only=args.voiced_only,
         )
         return common.delegated_report(args, meta, "models/training/voice.py", dict(meta.metrics))
     return _train_voice_generic(args)

@@ -45,19 +45,25 @@ def write_face_manifest(folder: Path, n: int = 24) -> Path:
     return folder / "faces.csv"
 
 
-def test_evaluate_and_calibrate_face_on_a_manifest(tmp_path: Path) -> None:
+def test_evaluate_and_fine_tune_face_on_a_valence_manifest(tmp_path: Path) -> None:
+    from sentistream.models.face.model import FaceExpressionModel
+
     manifest = write_face_manifest(tmp_path)
     report = tmp_path / "face.json"
     run_cli(f"evaluate face --data {manifest} --report {report} --bootstrap 20 --quiet")
     m = json.loads(report.read_text())["metrics"]["valence"]
     assert m["n"] == 24 and 0 <= m["ece"] <= 1
-    run_cli(f"train face --data {manifest} --report {report} --bootstrap 20 --quiet")
-    out = json.loads(report.read_text())
-    assert out["calibration"]["fitted_on"] == "3-class valence NLL"
-    assert out["calibration"]["n_calibration"] == 8 and out["metrics"]["held_out"]["n"] == 8
-    assert out["calibration"]["apply"] == (
-        out["metrics"]["held_out_calibrated"]["ece"] < out["metrics"]["held_out"]["ece"]
+    out_dir = tmp_path / "bundles"
+    run_cli(
+        f"train face --data {manifest} --out {out_dir} --name my-face --epochs 1 "
+        f"--report {report} --bootstrap 20 --quiet"
     )
+    out = json.loads(report.read_text())
+    assert out["metrics"]["dev"]["n"] == 8  # the manifest's dev split
+    model = FaceExpressionModel.load(str(out_dir / "my-face" / "bundle.json"))
+    assert model.model_id == out["model_id"] and model.model_id.startswith("my-face@2+")
+    fit = model.meta.training_data["fit"]
+    assert [h["epoch"] for h in fit["history"]] == [0, 1]
 
 
 @pytest.mark.slow

@@ -16,6 +16,7 @@ from sentistream.pipelines.evaluation.pipeline import (
 )
 from sentistream.pipelines.evaluation.report import clip_answer, evaluate_rows, label_of
 from sentistream.transforms.config import PipelineConfig
+from sentistream.transforms.fusion import FIXED_RULE_ID
 
 
 def _row(start: float, end: float, label: str, conf: float, **modalities) -> dict:
@@ -126,9 +127,7 @@ def test_calibration_fitted_on_clips_is_applied_to_every_confidence(
         config, fusion=dataclasses.replace(config.fusion, calibration=meta.path)
     )
     report = evaluate_pipeline(manifest, tmp_path / "out", config, n_boot=20)
-    assert report["models"]["fusion_model_id"] == [
-        f"fusion-fixed-confweighted@1+calibrated:{meta.model_id}"
-    ]
+    assert report["models"]["fusion_model_id"] == [f"{FIXED_RULE_ID}+calibrated:{meta.model_id}"]
     cal = ConfidenceCalibration.load(meta.path)
     lo, hi = cal.maps["fused"].y.min(), cal.maps["fused"].y.max()
     rows = report["conditions"]["all"]["fused"]
