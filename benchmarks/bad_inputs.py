@@ -57,9 +57,7 @@ def _good_clip(path: Path, seconds: float = 2.0, size: tuple[int, int] = (160, 9
     from sentistream.pipelines.demo import synth
 
     t = np.arange(round(seconds * 16_000)) / 16_000
-    audio = (0.3 * np.sin(2 * np.pi * 220 * t) * (np.sin(2 * np.pi * 2 * t) > 0)).astype(
-        np.float32
-    )
+    audio = (0.3 * np.sin(2 * np.pi * 220 * t) * (np.sin(2 * np.pi * 2 * t) > 0)).astype(np.float32)
     frames = synth.no_face_frames(round(seconds * 25), size=size)
     return synth.write_media(path, frames=frames, fps=25, audio=audio)
 
@@ -133,12 +131,24 @@ def build_corpus(root: Path) -> Corpus:
     # Good media with bad sidecars: the media is scored (VAD), the caption is a dead letter.
     for name, body, kind in (
         ("garbage-vtt", rng.bytes(3000), "binary garbage captions"),
-        ("latin1-vtt", "WEBVTT\n\n00:00.000 --> 00:01.000\ncaf\xe9\n".encode("latin-1"),
-         "captions not UTF-8"),
+        (
+            "latin1-vtt",
+            "WEBVTT\n\n00:00.000 --> 00:01.000\ncaf\xe9\n".encode("latin-1"),
+            "captions not UTF-8",
+        ),
         ("badtime-vtt", b"WEBVTT\n\n00:00.000 --> 00:0x.000\nhello\n", "malformed cue timing"),
-        ("manycues-vtt", ("WEBVTT\n\n" + "".join(
-            f"00:00:{i // 1000:02d}.{i % 1000:03d} --> 00:00:{i // 1000:02d}.{i % 1000:03d}\nx\n\n"
-            for i in range(25_000))).encode(), "25,000 cues (over the cue limit)"),
+        (
+            "manycues-vtt",
+            (
+                "WEBVTT\n\n"
+                + "".join(
+                    f"00:00:{i // 1000:02d}.{i % 1000:03d} --> "
+                    f"00:00:{i // 1000:02d}.{i % 1000:03d}\nx\n\n"
+                    for i in range(25_000)
+                )
+            ).encode(),
+            "25,000 cues (over the cue limit)",
+        ),
     ):
         clip = add(f"{name}.mp4", f"good media, {kind}", "rows")
         clip.write_bytes(data)
@@ -155,24 +165,48 @@ def build_corpus(root: Path) -> Corpus:
         ({"uri": 5}, "manifest: uri a number", "dead"),
         ({"uri": None}, "manifest: uri null", "dead"),
         ({"uri": str(good), "video_id": {"a": 1}}, "manifest: video_id an object", "dead"),
-        ({"uri": str(good), "video_id": "m-roles", "channel_roles": "agent,customer"},
-         "manifest: channel_roles a string", "dead"),
-        ({"uri": str(good), "video_id": "m-ints", "channel_roles": [1, 2]},
-         "manifest: channel_roles ints", "dead"),
-        ({"uri": str(root / "nope.mp4"), "video_id": "m-missing"}, "manifest: missing file",
-         "dead"),
-        ({"uri": str(media / "folder.mp4"), "video_id": "m-dir"}, "manifest: a directory",
-         "dead"),
+        (
+            {"uri": str(good), "video_id": "m-roles", "channel_roles": "agent,customer"},
+            "manifest: channel_roles a string",
+            "dead",
+        ),
+        (
+            {"uri": str(good), "video_id": "m-ints", "channel_roles": [1, 2]},
+            "manifest: channel_roles ints",
+            "dead",
+        ),
+        (
+            {"uri": str(root / "nope.mp4"), "video_id": "m-missing"},
+            "manifest: missing file",
+            "dead",
+        ),
+        ({"uri": str(media / "folder.mp4"), "video_id": "m-dir"}, "manifest: a directory", "dead"),
         ({"uri": str(copy), "video_id": "m-good"}, "manifest: video_id used twice", "dead"),
-        ({"uri": str(good), "video_id": "m-cap", "caption_uri": str(secret)},
-         "manifest: caption_uri at a secrets file", "rows"),
-        ({"uri": str(good), "video_id": "m-meta", "metadata": {f"k{i}": "v" * 1000
-          for i in range(900)}}, "manifest: 900 KB of metadata", "rows"),
+        (
+            {"uri": str(good), "video_id": "m-cap", "caption_uri": str(secret)},
+            "manifest: caption_uri at a secrets file",
+            "rows",
+        ),
+        (
+            {
+                "uri": str(good),
+                "video_id": "m-meta",
+                "metadata": {f"k{i}": "v" * 1000 for i in range(900)},
+            },
+            "manifest: 900 KB of metadata",
+            "rows",
+        ),
         ({"uri": str(good), "video_id": "m-int-id"}, "manifest: good line 2", "rows"),
-        ({"uri": "s3://bucket/key.mp4", "video_id": "m-s3"}, "manifest: s3 without its extra",
-         "dead"),
-        ({"uri": str(good), "video_id": "m-sur\udcff"}, "manifest: lone surrogate in video_id",
-         "either"),
+        (
+            {"uri": "s3://bucket/key.mp4", "video_id": "m-s3"},
+            "manifest: s3 without its extra",
+            "dead",
+        ),
+        (
+            {"uri": str(good), "video_id": "m-sur\udcff"},
+            "manifest: lone surrogate in video_id",
+            "either",
+        ),
     ]
     raw = [json.dumps(obj, ensure_ascii=True) for obj, _, _ in lines]
     extra = [

@@ -100,8 +100,8 @@ def build(
         bad = pipeline | "InputDeadLetters" >> beam.Create(list(input_dead_letters))
         dead = (dead, bad) | "AllDeadLetters" >> beam.Flatten()
     for label, pcoll, prefix, schema in (
-        ("Scores", scores, paths.scores_prefix, SCORE_SCHEMA),
-        ("DeadLetters", dead, paths.dead_letters_prefix, DEAD_LETTER_SCHEMA),
+        ("Scores", scores, paths.staged(paths.scores_prefix), SCORE_SCHEMA),
+        ("DeadLetters", dead, paths.staged(paths.dead_letters_prefix), DEAD_LETTER_SCHEMA),
     ):
         _ = (
             pcoll
@@ -145,6 +145,7 @@ def run_job(
     build(pipeline, refs, config, paths, inputs.dead_letters)
     result = pipeline.run()
     result.wait_until_finish()
+    paths.publish()  # only now do the run's files appear under scores/ and dead_letters/
     return RunResult(paths=paths, counters=counters_of(result))
 
 

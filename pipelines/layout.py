@@ -45,12 +45,23 @@ def prepare_root(root: str) -> None:
         Path(root).mkdir(parents=True, exist_ok=True)
 
 
+STAGING_DIR = "_staging"
+
+
 @dataclass(frozen=True)
 class OutputPaths:
-    """The file prefixes of one batch run (Beam's sinks append shard and suffix)."""
+    """The file prefixes of one batch run (Beam's sinks append shard and suffix).
+
+    The sinks write under ``ROOT/_staging/run-<RUN_ID>/`` (Beam's own temporary files
+    included); :meth:`publish` moves the finished files to ``scores_prefix`` /
+    ``dead_letters_prefix`` once the run succeeded. So nothing under ``ROOT/scores`` or
+    ``ROOT/dead_letters`` is ever a partial file, and a failed run leaves its files in
+    ``_staging`` only (which ``scores/**/*.parquet`` globs do not reach).
+    """
 
     scores_prefix: str
     dead_letters_prefix: str
+    staging: str
 
     @staticmethod
     def for_run(root: str, run_id: str, today: dt.date) -> OutputPaths:
@@ -58,4 +69,28 @@ class OutputPaths:
         return OutputPaths(
             scores_prefix=FileSystems.join(partition(root, SCORES_DIR, today), name),
             dead_letters_prefix=FileSystems.join(partition(root, DEAD_LETTERS_DIR, today), name),
+            staging=FileSystems.join(root, STAGING_DIR, name),
         )
+
+    def staged(self, final_prefix: str) -> str:
+        """Where the sink of ``final_prefix`` writes during the run."""
+        kind = SCORES_DIR if final_prefix == self.scores_prefix else DEAD_LETTERS_DIR
+        return FileSystems.join(self.staging, kind, FileSystems.split(final_prefix)[1])
+
+    def publish(self) -> list[str]:
+        """Move the run's finished files into place; returns their final paths."""
+        moved: list[str] = []
+        for final in (self.scores_prefix, self.dead_letters_prefix):
+            staged = self.staged(final)
+            found = [m.path for r in FileSystems.match([staged + "*"]) for m in r.metadata_list]
+            if not found:
+                continue
+            folder = FileSystems.split(final)[0]
+            if is_local(folder):
+                Path(folder).mkdir(parents=True, exist_ok=True)
+            targets = [FileSystems.join(folder, FileSystems.split(f)[1]) for f in found]
+            FileSystems.rename(found, targets)
+            moved += targets
+        if FileSystems.exists(self.staging):
+            FileSystems.delete([self.staging])
+        return moved

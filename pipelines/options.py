@@ -73,6 +73,18 @@ MODEL_FLAGS: tuple[Flag, ...] = (
     Flag("--max-pixels", "decode.max_pixels", "limit: refuse video frames over width x height"),
     Flag("--max-channels", "decode.max_channels", "limit: refuse audio with more channels"),
     Flag(
+        "--allow-root",
+        "decode.allowed_roots",
+        "local media and captions must lie under this folder (repeatable; default: anywhere)",
+        repeat=True,
+    ),
+    Flag(
+        "--allow-scheme",
+        "decode.allowed_schemes",
+        "URI schemes inputs may use (repeatable; default: file gs s3 azfs)",
+        repeat=True,
+    ),
+    Flag(
         "--max-decode-seconds",
         "decode.max_decode_s",
         "limit: wall-clock seconds decoding one input may take",

@@ -23,6 +23,11 @@ def _check_positive(name: str, value: float) -> None:
         raise ValueError(f"{name} must be > 0, got {value!r}")
 
 
+#: URI schemes inputs may use unless ``--allow-scheme`` says otherwise: local files and the
+#: object stores Beam reads; never http, ftp or other network protocols.
+DEFAULT_SCHEMES: tuple[str, ...] = ("file", "gs", "s3", "azfs")
+
+
 @dataclass(frozen=True)
 class DecodeConfig:
     """How media is decoded.
@@ -35,7 +40,10 @@ class DecodeConfig:
     Limits that protect a shared worker (each refusal is a dead letter naming the limit):
     max_bytes: file size; max_duration_s: media duration (from the header, and enforced
     while decoding); max_pixels: width x height of the video stream; max_channels: audio
-    channels; max_decode_s: wall-clock seconds decoding one input may take.
+    channels; max_decode_s: wall-clock seconds decoding one input may take;
+    allowed_roots: local media and caption files must lie under one of these folders (after
+    resolving links and ``..``); empty: anywhere. allowed_schemes: URI schemes inputs may
+    use (``file`` covers local paths); empty: ``DEFAULT_SCHEMES``.
     """
 
     fps: float = 2.0
@@ -46,6 +54,8 @@ class DecodeConfig:
     max_pixels: int = 4096 * 4096
     max_channels: int = 32
     max_decode_s: float = 3600.0
+    allowed_roots: tuple[str, ...] = ()
+    allowed_schemes: tuple[str, ...] = ()  # (): DEFAULT_SCHEMES
 
     def __post_init__(self) -> None:
         if self.fps < 0:

@@ -29,6 +29,8 @@ from sentistream.transforms.media.captions import Cue, find_sidecar, parse_capti
 from sentistream.transforms.media.decoding import (
     MediaChunk,
     MediaInfo,
+    MediaLimitError,
+    check_allowed,
     check_local_input,
     iter_chunks,
 )
@@ -132,6 +134,7 @@ def iter_segments(
     if cues is None:
         cues = load_cues(ref) if segment_cfg.prefer_captions else []
     video_id = ref.resolved_id
+    check_allowed(ref.uri, decode_cfg)
     if "://" not in ref.uri:
         check_local_input(ref.uri, decode_cfg)  # before opening: a FIFO would block it
     with FileSystems.open(ref.uri) as f:
@@ -230,6 +233,11 @@ class DecodeAndSegmentFn(beam.DoFn):
         cues: list[Cue] = []
         if self._segment_cfg.prefer_captions:
             try:
+                if ref.caption_uri:
+                    try:
+                        check_allowed(ref.caption_uri, self._decode_cfg, "caption file")
+                    except MediaLimitError as exc:
+                        raise CaptionError(str(exc)) from None
                 cues = load_cues(ref)
             except CaptionError as exc:  # the media is still scored, cut by voice activity
                 _LOG.warning("captions of %s not used: %s", ref.uri, exc)

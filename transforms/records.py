@@ -34,6 +34,7 @@ REASON_SILENCE = "silence"
 REASON_TOO_SHORT = "too_short"
 REASON_NO_TRANSCRIPT = "no_transcript"
 REASON_NO_SPEECH = "no_speech"
+REASON_INVALID_AUDIO = "invalid_audio"  # samples that are NaN or infinite
 REASON_MODEL_ERROR = "model_error"
 
 

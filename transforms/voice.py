@@ -15,7 +15,9 @@ from sentistream.models.audio import SAMPLE_RATE
 from sentistream.transforms.config import VoiceConfig
 from sentistream.transforms.inference import SegmentModelHandler, from_prediction
 from sentistream.transforms.records import (
+    REASON_INVALID_AUDIO,
     REASON_NO_AUDIO,
+    REASON_NO_SPEECH,
     REASON_SILENCE,
     REASON_TOO_SHORT,
     ModalityResult,
@@ -27,17 +29,22 @@ SILENCE_RMS = 2e-3
 
 
 def voice_input(record: SegmentRecord, min_speech_s: float) -> np.ndarray | ModalityResult:
-    """The segment's audio if it can carry a voice score, else why not (pure)."""
+    """The segment's audio if it can carry a voice score, else why not (pure): no audio
+    stream, samples that are not finite numbers (``invalid_audio``), too short, below the
+    silence level (``silence``), or sound in which voice activity detection found no speech
+    (``no_speech``: a window between speech turns, white noise, music)."""
     if not record.has_audio or record.audio is None:
         return ModalityResult.absent("voice", REASON_NO_AUDIO)
+    audio = record.audio
+    if not np.isfinite(audio).all():
+        return ModalityResult.absent("voice", REASON_INVALID_AUDIO)
+    if audio.size == 0 or float(np.sqrt(np.mean(np.square(audio, dtype=np.float64)))) < SILENCE_RMS:
+        return ModalityResult.absent("voice", REASON_SILENCE)
     if record.segmenter == "window":
         # Windows cover stretches where voice activity detection found no speech.
-        return ModalityResult.absent("voice", REASON_SILENCE)
-    audio = record.audio
+        return ModalityResult.absent("voice", REASON_NO_SPEECH)
     if audio.size < min_speech_s * SAMPLE_RATE:
         return ModalityResult.absent("voice", REASON_TOO_SHORT)
-    if float(np.sqrt(np.mean(np.square(audio, dtype=np.float64)))) < SILENCE_RMS:
-        return ModalityResult.absent("voice", REASON_SILENCE)
     return audio
 
 

@@ -133,6 +133,18 @@ ROWS: tuple[Row, ...] = (
         bundle="text-minilm-ft",
     ),
     Row(
+        "words, same",
+        "SST-2 dev (6,735 movie-review phrases, general domain, negative / positive)",
+        "text-minilm-ft-sst2-dev.json",
+        (
+            Figure("accuracy over the two labels", "metrics/all/present_labels/accuracy"),
+            Figure("three-class view", "metrics/all/accuracy"),
+        ),
+        "-",
+        "`sentistream evaluate text --data ../shared/data/sst2 --split dev`",
+        bundle="text-minilm-ft",
+    ),
+    Row(
         "fusion, learned `{model_id}` (option)",
         "paired corpus examples, mean over the 7 subsets of present modalities",
         "fusion-late-mlp.json",

@@ -4,10 +4,12 @@ their reason while the stream keeps flowing; a killed stream loses nothing on re
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import duckdb
@@ -186,3 +188,36 @@ def test_killed_stream_resumes_without_loss_and_duplicates_collapse(
     parquet_ids = {r["segment_id"] for r in parquet_rows(out, "scores")}
     assert parquet_ids == set(unique)  # Parquet also complete; duplicates collapse by id
     assert committed(topics.bootstrap, topics.events, topics.group) == len(videos)
+
+
+def _children(pid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"  # a zombie has exited
+    except FileNotFoundError:
+        return False
+
+
+def test_a_streaming_run_dies_when_its_parent_is_killed(topics, tmp_path):
+    """SIGKILL of the ``stream`` process alone (not its group): the forked run must not
+    go on as an orphan (it would score every event a second time after a restart)."""
+    parent = _stream_process(topics, tmp_path / "out", "--runtime", "streaming")
+    try:
+        deadline = time.monotonic() + 60
+        while not (kids := _children(parent.pid)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert kids, "the stream command forked no run within 60 s"
+        os.kill(parent.pid, signal.SIGKILL)  # the parent only
+        parent.wait(timeout=30)
+        deadline = time.monotonic() + 15
+        while any(_alive(k) for k in kids) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not any(_alive(k) for k in kids), "the forked run outlived its parent"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(parent.pid, signal.SIGKILL)

@@ -124,7 +124,7 @@ def test_inputs_are_redistributed_before_scoring():
 
     refs = [VideoRef(uri=f"/media/{i}.mp4") for i in range(4)]
     pipeline = beam.Pipeline(options=beam_options([], workers=2))
-    build(pipeline, refs, PipelineConfig(), OutputPaths("/tmp/s", "/tmp/d"))
+    build(pipeline, refs, PipelineConfig(), OutputPaths("/tmp/s", "/tmp/d", "/tmp/staging"))
     names = [t.unique_name for t in pipeline.to_runner_api().components.transforms.values()]
     before_score = [n for n in names if not n.startswith(("Score", "Write", "Dead"))]
     # A Reshuffle transform proper (Create's empty "MaybeReshuffle" wrapper does not count).

@@ -23,13 +23,16 @@ import av
 import numpy as np
 
 from sentistream.models.audio import SAMPLE_RATE, MediaRefused, PlanarResampler, open_container
-from sentistream.transforms.config import DecodeConfig
+from sentistream.transforms.config import DEFAULT_SCHEMES, DecodeConfig
 from sentistream.transforms.records import Frame
 
 # Chunks are not held back for a stream lagging this far (ended, sparse, badly interleaved).
 MAX_STREAM_LAG_S = 10.0
 # Timestamp jumps in the audio larger than this are filled with silence.
 AUDIO_GAP_S = 0.05
+# A jump ahead longer than this inside an audio stream is damaged timing, not a pause: filling
+# it with silence would allocate without bound (16,000 samples per second of the jump).
+MAX_AUDIO_JUMP_S = 600.0
 # The last chunk may run this far past its nominal end rather than leave a sliver after it.
 TAIL_S = 0.5
 # Streams ending this much and 5 % (25 % if guessed from bitrate) short of the header's
@@ -128,7 +131,14 @@ def _video_stream(container: av.container.InputContainer) -> av.VideoStream | No
 
 
 def _audio_stream(container: av.container.InputContainer) -> av.AudioStream | None:
-    return container.streams.audio[0] if container.streams.audio else None
+    """The first audio stream, or None; one whose header gives no channel layout (damaged)
+    is not usable as audio."""
+    if not container.streams.audio:
+        return None
+    stream = container.streams.audio[0]
+    ctx = stream.codec_context  # None when FFmpeg has no decoder for the codec
+    layout = ctx.layout if ctx is not None else None
+    return stream if layout is not None and layout.nb_channels > 0 else None
 
 
 class MediaLimitError(MediaDecodeError):
@@ -150,6 +160,28 @@ def local_file_problem(path: str) -> str | None:
     kinds = {stat.S_ISDIR: "a directory", stat.S_ISFIFO: "a FIFO (named pipe)"}
     kinds |= {stat.S_ISSOCK: "a socket", stat.S_ISCHR: "a device", stat.S_ISBLK: "a device"}
     return next((name for test, name in kinds.items() if test(st.st_mode)), "not a file")
+
+
+def check_allowed(uri: str, cfg: DecodeConfig, what: str = "source") -> None:
+    """``MediaLimitError`` when ``uri`` uses a scheme outside ``cfg.allowed_schemes`` or,
+    local, resolves (links and ``..`` followed) outside every ``cfg.allowed_roots``."""
+    scheme = uri.split("://", 1)[0].lower() if "://" in uri else "file"
+    schemes = cfg.allowed_schemes or DEFAULT_SCHEMES
+    if scheme not in schemes:
+        raise MediaLimitError(
+            f"{what} {uri!r} uses the scheme {scheme!r}, not one of the allowed schemes "
+            f"{list(schemes)} (--allow-scheme)"
+        )
+    if scheme != "file" or not cfg.allowed_roots:
+        return
+    real = os.path.realpath(uri.removeprefix("file://"))
+    for root in cfg.allowed_roots:
+        base = os.path.realpath(root)
+        if real == base or real.startswith(base.rstrip(os.sep) + os.sep):
+            return
+    raise MediaLimitError(
+        f"{what} {uri!r} lies outside the allowed roots {list(cfg.allowed_roots)} (--allow-root)"
+    )
 
 
 def check_local_input(path: str, cfg: DecodeConfig) -> None:
@@ -251,6 +283,11 @@ class _AudioTrack:
                 expected = 0.0 if self._next_in_t is None else self._next_in_t
                 if self._next_in_t is None and t < 0:
                     self._skip = round(-t * SAMPLE_RATE)
+                elif t - expected > MAX_AUDIO_JUMP_S:
+                    raise MediaDecodeError(
+                        f"audio timestamps jump ahead by {t - expected:.0f} s at {expected:.1f} s"
+                        f" (over {MAX_AUDIO_JUMP_S:.0f} s): the stream's timing is damaged"
+                    )
                 elif t - expected > AUDIO_GAP_S:
                     gap = round((t - expected) * SAMPLE_RATE)
                     self._append(np.zeros((self.channels, gap), np.float32))
@@ -324,7 +361,12 @@ def iter_chunks(source: str | BinaryIO, cfg: DecodeConfig) -> Iterator[MediaInfo
     streams ending well before the duration the header announces (truncation).
     """
     with open_media(source) as container:
-        info = probe(container)
+        try:
+            info = probe(container)
+        except av.FFmpegError as e:  # a codec FFmpeg has no decoder for, a damaged header
+            raise MediaDecodeError(
+                f"source {_source_name(source)!r}: its streams cannot be decoded: {e}"
+            ) from e
         check_limits(_source_name(source), info, cfg)
         yield info
         yield from _decode(container, info, cfg)
@@ -351,6 +393,11 @@ def _decode(
         while dec.passed((k + 1) * cfg.chunk_s + TAIL_S):
             yield dec.chunk(k, final=False)
             k += 1
+            if time.monotonic() > deadline:
+                raise MediaLimitError(
+                    f"source {container.name!r}: decoding took over the max_decode_s limit of "
+                    f"{cfg.max_decode_s:.0f} s"
+                )
     dec.drain()
     _check_complete(container.name, dec.end, info)
     while dec.end > (k + 1) * cfg.chunk_s + TAIL_S:  # a stream that lagged to the end
@@ -391,7 +438,11 @@ class _Decoder:
                 return
             for frame in packet.decode():
                 self._frame(frame)
-        except (av.error.InvalidDataError, av.error.UndefinedError) as e:
+        except av.error.DecoderNotFoundError as e:
+            raise MediaDecodeError(
+                f"source {self.name!r}: no decoder for its {packet.stream.type} stream: {e}"
+            ) from e
+        except av.FFmpegError as e:  # damaged data: invalid, undefined, EPERM from a codec
             self.errors += 1
             if self.errors > MAX_DECODE_ERRORS:
                 raise MediaDecodeError(
@@ -467,6 +518,6 @@ def _check_complete(name: str, end: float, info: MediaInfo) -> None:
 
 
 def _flush(stream: av.VideoStream | av.AudioStream) -> list[av.frame.Frame]:
-    with contextlib.suppress(av.error.InvalidDataError, av.error.EOFError):
+    with contextlib.suppress(av.FFmpegError):  # damaged tail data: what decoded stays
         return list(stream.decode(None))
     return []

@@ -308,3 +308,46 @@ def test_local_inputs_that_are_not_regular_files_are_refused_without_opening(
     with pytest.raises(MediaLimitError, match="over the max_bytes limit of 100"):
         check_local_input(str(big), DecodeConfig(max_bytes=100))
     check_local_input(str(big), DecodeConfig())
+
+
+def test_allowed_roots_and_schemes(tmp_path: Path) -> None:
+    import os
+
+    from sentistream.transforms.media.decoding import MediaLimitError, check_allowed
+
+    inside = tmp_path / "in"
+    inside.mkdir()
+    (inside / "a.mp4").write_bytes(b"x")
+    (tmp_path / "secret.mp4").write_bytes(b"x")
+    os.symlink(tmp_path / "secret.mp4", inside / "link.mp4")
+    cfg = DecodeConfig(allowed_roots=(str(inside),))
+    check_allowed(str(inside / "a.mp4"), cfg)
+    for escape in (inside / ".." / "secret.mp4", inside / "link.mp4", tmp_path / "in2.mp4"):
+        with pytest.raises(MediaLimitError, match="outside the allowed roots"):
+            check_allowed(str(escape), cfg)
+    check_allowed("gs://bucket/a.mp4", DecodeConfig())  # the default schemes
+    for uri in ("http://host/a.mp4", "ftp://host/a.mp4"):
+        with pytest.raises(MediaLimitError, match="not one of the allowed schemes"):
+            check_allowed(uri, DecodeConfig())
+    with pytest.raises(MediaLimitError, match="scheme 'gs'"):
+        check_allowed("gs://bucket/a.mp4", DecodeConfig(allowed_schemes=("file",)))
+
+
+def test_audio_timestamps_that_jump_hours_ahead_are_damaged_not_silence(tmp_path: Path) -> None:
+    """A damaged timestamp must not make the decoder fill hours of silence in memory."""
+    import av
+
+    path = tmp_path / "jump.mkv"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("pcm_s16le", rate=16_000, layout="mono")
+        for i, pts in enumerate((0, 1024, 16_000 * 3600)):  # the third frame: 1 h later
+            samples = (np.sin(np.arange(1024) / 5) * 8000).astype(np.int16)[None, :]
+            frame = av.AudioFrame.from_ndarray(samples, format="s16", layout="mono")
+            frame.sample_rate, frame.pts = 16_000, pts
+            for packet in stream.encode(frame):
+                out.mux(packet)
+            assert i < 3
+        for packet in stream.encode(None):
+            out.mux(packet)
+    with pytest.raises(MediaDecodeError, match="timestamps jump ahead by 3600 s"):
+        decode(str(path))
