@@ -68,6 +68,27 @@ def _planar_float(frame: av.AudioFrame) -> np.ndarray:
     return arr.astype(np.float32, copy=False)
 
 
+class DamagedFrame(ValueError):
+    """A decoded audio frame whose header and data disagree (damaged input)."""
+
+
+def check_frame(frame: av.AudioFrame, channels: int | None = None) -> None:
+    """:class:`DamagedFrame` unless ``frame`` is internally consistent: its planes match its
+    layout (planar: one per channel; packed: one), it has samples and a rate, and its channel
+    count is ``channels`` when given (a count that changes mid-stream). Checked before its
+    data is read: PyAV reads past the planes of an inconsistent frame and crashes the
+    process (SIGSEGV) on damaged input that FFmpeg decoded anyway."""
+    n = frame.layout.nb_channels
+    want = n if frame.format.is_planar else 1
+    if n < 1 or len(frame.planes) != want or frame.samples < 1 or frame.sample_rate < 1:
+        raise DamagedFrame(
+            f"damaged audio frame: {n} channels in {len(frame.planes)} planes, "
+            f"{frame.samples} samples at {frame.sample_rate} Hz"
+        )
+    if channels is not None and n != channels:
+        raise DamagedFrame(f"damaged audio: the channel count changes from {channels} to {n}")
+
+
 class PlanarResampler:
     """Decoded audio frames -> (channels, samples) float32 planar at :data:`SAMPLE_RATE`.
 
@@ -82,10 +103,22 @@ class PlanarResampler:
         self._joint: av.AudioResampler | None = None
         self._mono: list[av.AudioResampler] | None = None
         self._rate = 0
+        self._channels: int | None = None
 
     def resample(self, frame: av.AudioFrame | None) -> np.ndarray | None:
-        """The 16 kHz samples this frame completes, or None when none yet."""
+        """The 16 kHz samples this frame completes, or None when none yet.
+
+        Raises :class:`DamagedFrame` for a frame that is not consistent with itself or with
+        the first frame's channel count and rate (nothing of it is read then)."""
+        if frame is not None:
+            check_frame(frame, self._channels)
+            if self._rate and frame.sample_rate != self._rate:
+                raise DamagedFrame(
+                    f"damaged audio: the sample rate changes from {self._rate} to "
+                    f"{frame.sample_rate} Hz"
+                )
         if frame is not None and self._joint is None and self._mono is None:
+            self._channels = frame.layout.nb_channels
             self._rate = frame.sample_rate
             if frame.layout.name in ("mono", "stereo"):
                 self._joint = av.AudioResampler("fltp", frame.layout, SAMPLE_RATE)

@@ -340,11 +340,13 @@ def aggregate_segment(
     """Combine per-face scores of a segment's frames into one face score.
 
     Per frame, ``mode="largest"`` keeps the largest face's probabilities, ``"all"``
-    averages all its faces'; frames are then averaged. Valence and the mass confidence
-    come from the averaged probabilities (``expression_valence``); the confidence is then
-    multiplied by the share of sampled frames that had a face (``n_with / n_frames``,
-    when ``n_frames`` is given) and by the support ``1 - 2 ** -n_with`` (0.5 for one
-    frame, 0.875 for three), so a face glimpsed once counts for less.
+    averages all its faces' (weighted by detection confidence); frames are then averaged,
+    each weighted by its face's detection confidence (``FaceBox.confidence``). Valence and
+    the mass confidence come from the averaged probabilities (``expression_valence``); the
+    confidence is then multiplied by the share of sampled frames that had a face
+    (``n_with / n_frames``, when ``n_frames`` is given) and by the support
+    ``1 - 2 ** -n_with`` (0.5 for one frame, 0.875 for three), so a face glimpsed once
+    counts for less.
 
     Args:
         per_face: (frame time s, box, (K,) probs) for every scored face.
@@ -363,13 +365,20 @@ def aggregate_segment(
     n_with = len(frames)
     if n_frames is not None and n_frames < n_with:
         raise ValueError(f"n_frames must be >= the {n_with} frames with a face, got {n_frames}")
-    per_frame = []
+    per_frame, weights = [], []
     for faces in frames.values():
         if mode == "largest":
-            per_frame.append(max(faces, key=lambda f: f[0].area)[1])
+            box, p = max(faces, key=lambda f: f[0].area)
+            per_frame.append(p)
+            weights.append(box.confidence)
         else:
-            per_frame.append(np.mean([p for _, p in faces], axis=0))
-    probs = np.mean(per_frame, axis=0)
+            conf = np.array([max(b.confidence, 1e-3) for b, _ in faces])
+            per_frame.append(np.average([p for _, p in faces], axis=0, weights=conf))
+            weights.append(float(conf.mean()))
+    # Frames weigh by how sure the detector was of their face: a blurred, turned or
+    # half-hidden face (low detection score) moves the segment's expression less.
+    w = np.maximum(np.array(weights, dtype=np.float64), 1e-3)
+    probs = np.average(per_frame, axis=0, weights=w)
     valence, conf = expression_valence(probs[None, :], labels)
     coverage = n_with / n_frames if n_frames else 1.0
     confidence = float(conf[0]) * coverage * (1.0 - 2.0**-n_with)

@@ -124,3 +124,31 @@ print(mono.size, audio.shape[0], audio.shape[1], peak, std)
     assert abs(int(n) - SAMPLE_RATE) < 200 and abs(int(mono_n) - SAMPLE_RATE) < 200
     assert float(silent_peak) < 1e-4  # channels stay apart: only the last one has signal
     assert float(last_std) > 0.02
+
+
+def test_an_audio_frame_whose_planes_disagree_with_its_layout_is_damaged() -> None:
+    """Damaged input can decode to a frame claiming N channels in M != N planes; reading
+    it crashes PyAV (SIGSEGV), so it is refused before any of its data is read."""
+    import av
+
+    from sentistream.models.audio import DamagedFrame, PlanarResampler, check_frame
+
+    good = av.AudioFrame.from_ndarray(
+        np.zeros((2, 1024), np.float32), format="fltp", layout="stereo"
+    )
+    good.sample_rate = 16_000
+    check_frame(good)
+    with pytest.raises(DamagedFrame, match="channel count changes from 1 to 2"):
+        check_frame(good, channels=1)
+    resampler = PlanarResampler()
+    resampler.resample(good)  # the first frame sets the stream's channels and rate
+    mono = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+    mono.sample_rate = 16_000
+    with pytest.raises(DamagedFrame, match="channel count changes"):
+        resampler.resample(mono)
+    other_rate = av.AudioFrame.from_ndarray(
+        np.zeros((2, 1024), np.float32), format="fltp", layout="stereo"
+    )
+    other_rate.sample_rate = 44_100
+    with pytest.raises(DamagedFrame, match="sample rate changes"):
+        resampler.resample(other_rate)

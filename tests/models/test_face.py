@@ -279,3 +279,11 @@ def test_ckplus_valence_signs(model: FaceExpressionModel, shared_data: Path) -> 
     assert result["mean_valence"]["happy"] > 0
     assert result["mean_valence"]["sadness"] < 0 and result["mean_valence"]["anger"] < 0
     assert result["acc6"] > 0.6 and result["valence_acc3"] > 0.8  # measured 0.73 / 0.91
+
+
+def test_aggregate_weighs_frames_by_detection_confidence() -> None:
+    sure, unsure = FaceBox(0, 0, 100, 100, 0.95), FaceBox(0, 0, 100, 100, 0.3)
+    agg = aggregate_segment([(0.0, sure, _probs("happy")), (1.0, unsure, _probs("sad"))])
+    assert agg is not None and agg.valence > 0.2  # the surely detected happy face leads
+    even = aggregate_segment([(0.0, sure, _probs("happy")), (1.0, sure, _probs("sad"))])
+    assert even is not None and abs(even.valence) < agg.valence

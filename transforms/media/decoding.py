@@ -22,7 +22,13 @@ from typing import BinaryIO
 import av
 import numpy as np
 
-from sentistream.models.audio import SAMPLE_RATE, MediaRefused, PlanarResampler, open_container
+from sentistream.models.audio import (
+    SAMPLE_RATE,
+    DamagedFrame,
+    MediaRefused,
+    PlanarResampler,
+    open_container,
+)
 from sentistream.transforms.config import DEFAULT_SCHEMES, DecodeConfig
 from sentistream.transforms.records import Frame
 
@@ -442,7 +448,7 @@ class _Decoder:
             raise MediaDecodeError(
                 f"source {self.name!r}: no decoder for its {packet.stream.type} stream: {e}"
             ) from e
-        except av.FFmpegError as e:  # damaged data: invalid, undefined, EPERM from a codec
+        except (av.FFmpegError, DamagedFrame) as e:  # damaged data (invalid, EPERM, ...)
             self.errors += 1
             if self.errors > MAX_DECODE_ERRORS:
                 raise MediaDecodeError(
