@@ -13,6 +13,8 @@ test_reliability.py`` runs the same corpus and asserts the invariant.
 from __future__ import annotations
 
 import argparse
+import fnmatch
+import glob
 import json
 import os
 import resource
@@ -36,6 +38,7 @@ class Corpus:
     manifest: Path
     globbed: dict[str, tuple[str, str]] = field(default_factory=dict)  # path -> (kind, want)
     lines: dict[int, tuple[str, str]] = field(default_factory=dict)  # line -> (kind, want)
+    unprivileged: bool = False  # the job ran as an ordinary user (permission errors real)
 
     @property
     def kinds(self) -> int:
@@ -128,6 +131,17 @@ def build_corpus(root: Path) -> Corpus:
     )
     with open(add("sparse.mp4", "9 GiB sparse file (over max_bytes)", "dead"), "wb") as f:
         f.truncate(9 << 30)
+    # Permission errors: refused for a job that runs as an ordinary user (--as-user);
+    # root reads them anyway, so for root either fate is right.
+    locked = add("mode000.mp4", "file without read permission", "dead-unprivileged")
+    locked.write_bytes(data)
+    locked.chmod(0)
+    shut = media / "shut"
+    shut.mkdir()
+    (shut / "inside.mp4").write_bytes(data)
+    shut.chmod(0)
+    # (globbed as shut/*.mp4: an ordinary user cannot list it, so the glob is the input)
+    g[str(shut / "*.mp4")] = ("folder without permission", "dead-unprivileged")
     # Good media with bad sidecars: the media is scored (VAD), the caption is a dead letter.
     for name, body, kind in (
         ("garbage-vtt", rng.bytes(3000), "binary garbage captions"),
@@ -226,16 +240,27 @@ def build_corpus(root: Path) -> Corpus:
     return corpus
 
 
-def run_job(corpus: Corpus, out: Path, timeout_s: float = 1200) -> dict:
-    """``sentistream run`` over the corpus in a child process; its exit code, time, peak
-    memory and output."""
+def run_job(corpus: Corpus, out: Path, timeout_s: float = 1200, user: str | None = None) -> dict:
+    """``sentistream run`` over the corpus in a child process (as ``user`` via ``runuser``
+    when given: permission errors are real only for an ordinary user); its exit code,
+    time, peak memory and output."""
     cmd = [
         sys.executable, "-m", "sentistream.pipelines.cli", "run",
-        "--input", str(corpus.media / "*"), "--manifest", str(corpus.manifest),
-        "--output", str(out),
+        "--input", str(corpus.media / "*"), "--input", str(corpus.media / "shut" / "*.mp4"),
+        "--manifest", str(corpus.manifest), "--output", str(out),
     ]  # fmt: skip
+    env = dict(os.environ)
+    if user:
+        home = corpus.root / "home"
+        home.mkdir(exist_ok=True)
+        out.mkdir(parents=True, exist_ok=True)
+        for folder in (home, out):
+            folder.chmod(0o777)
+        cmd = ["runuser", "-u", user, "--", *cmd]
+        env["HOME"] = str(home)
+    corpus.unprivileged = bool(user)
     start = time.monotonic()
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, env=env)
     peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     return {
         "returncode": proc.returncode,
@@ -271,8 +296,14 @@ def account(corpus: Corpus, out: Path) -> dict:
     dead_ids = {d["video_id"] for d in dead}
     problems, fates = [], {}
     for path, (kind, want) in corpus.globbed.items():
+        if want == "dead-unprivileged":
+            want = "dead" if corpus.unprivileged else "either"
         uri = safe_text(path)
-        fate = "rows" if uri in row_uris else "dead" if uri in dead_uris else "lost"
+        if glob.has_magic(path):  # a glob input: what it expanded to, or its dead letter
+            hits = {u for u in row_uris | dead_uris if fnmatch.fnmatch(u, uri)} | {uri}
+            fate = "rows" if hits & row_uris else "dead" if hits & dead_uris else "lost"
+        else:
+            fate = "rows" if uri in row_uris else "dead" if uri in dead_uris else "lost"
         fates[kind] = fate
         if fate == "lost" or (want != "either" and fate != want):
             problems.append(f"{kind} ({path!r}): {fate}, expected {want}")
@@ -308,11 +339,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("/tmp/sentistream-bad-inputs"))
     parser.add_argument("--json", type=Path, help="write the report here")
+    parser.add_argument("--as-user", help="run the job as this user (e.g. nobody; needs root)")
     args = parser.parse_args(argv)
     if args.out.exists():
         subprocess.run(["rm", "-rf", str(args.out)], check=True)
     corpus = build_corpus(args.out / "corpus")
-    job = run_job(corpus, args.out / "run")
+    job = run_job(corpus, args.out / "run", user=args.as_user)
     report = {**account(corpus, args.out / "run"), **job, "crashed": int(job["returncode"] != 0)}
     text = json.dumps({k: v for k, v in report.items() if k != "stderr_tail"}, indent=2)
     print(text)

@@ -72,8 +72,30 @@ def _expand_pattern(pattern: str, strict: bool) -> Inputs:
             raise ValueError(message)
         dead.append(_dead(path, ERR_NOT_A_FILE, message))
     if not refs and not dead:
-        raise ValueError(f"--input {pattern!r} matches no media file")
+        unreadable = _unreadable_folder(local)
+        if unreadable is None:
+            raise ValueError(f"--input {pattern!r} matches no media file")
+        message = f"--input {pattern!r}: the folder {unreadable!r} cannot be read (permission)"
+        if strict:
+            raise ValueError(message)
+        dead.append(_dead(pattern, ERR_NOT_A_FILE, message))
     return Inputs(refs, dead)
+
+
+def _unreadable_folder(pattern: str) -> str | None:
+    """The deepest existing folder on the way to ``pattern`` when this process may not
+    list or enter it (so the pattern could not be expanded), else None."""
+    folder = os.path.dirname(pattern) or "."
+    while glob.has_magic(folder):
+        folder = os.path.dirname(folder) or "."
+    probe = folder
+    while probe and not os.path.isdir(probe):
+        parent = os.path.dirname(probe)
+        if parent == probe:
+            return None
+        probe = parent
+    target = folder if os.path.isdir(folder) else probe
+    return target if target and not os.access(target, os.R_OK | os.X_OK) else None
 
 
 def expand_inputs(
@@ -134,8 +156,11 @@ def read_manifest(
     required; ``video_id``, ``caption_uri``, ``channel_roles`` (else ``default_roles``),
     ``metadata``, ...); a line that does not parse is a dead letter naming the line."""
     inputs = Inputs()
-    with FileSystems.open(path) as f:
-        lines = f.read().split(b"\n")
+    try:
+        with FileSystems.open(path) as f:
+            lines = f.read().split(b"\n")
+    except Exception as exc:  # noqa: BLE001 - missing, unreadable, a directory, ...
+        raise ValueError(f"--manifest {path!r} cannot be read ({type(exc).__name__})") from None
     for n, raw in enumerate(lines, 1):
         if not raw.strip():
             continue

@@ -116,3 +116,10 @@ def test_a_video_id_used_twice_is_a_dead_letter(tmp_path):
     assert "listed again" in c.error
     with pytest.raises(ValueError, match="already used"):
         expand_inputs([], str(path), strict=True)
+
+
+def test_a_manifest_that_cannot_be_read_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="--manifest .* cannot be read"):
+        read_manifest(str(tmp_path), None)  # a directory
+    with pytest.raises(ValueError, match="cannot be read"):
+        read_manifest(str(tmp_path / "missing.jsonl"), None)
