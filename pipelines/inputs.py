@@ -28,7 +28,7 @@ from sentistream.transforms.io.events import (
     load_json,
     parse_input,
 )
-from sentistream.transforms.media.decoding import local_file_problem
+from sentistream.transforms.media.limits import local_file_problem
 from sentistream.transforms.records import VideoRef
 from sentistream.transforms.schema import DeadLetterRow
 

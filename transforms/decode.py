@@ -26,14 +26,8 @@ from apache_beam.metrics import Metrics
 from sentistream.models.audio import SAMPLE_RATE
 from sentistream.transforms.config import DecodeConfig, PolicyConfig, SegmentConfig
 from sentistream.transforms.media.captions import Cue, find_sidecar, parse_captions
-from sentistream.transforms.media.decoding import (
-    MediaChunk,
-    MediaInfo,
-    MediaLimitError,
-    check_allowed,
-    check_local_input,
-    iter_chunks,
-)
+from sentistream.transforms.media.decoding import MediaChunk, MediaInfo, iter_chunks
+from sentistream.transforms.media.limits import MediaLimitError, check_allowed, check_local_input
 from sentistream.transforms.media.segmenting import StreamingSegmenter
 from sentistream.transforms.records import (
     INPUTS,

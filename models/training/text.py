@@ -44,7 +44,7 @@ from sentistream.models.text.encoder import (
 )
 from sentistream.models.text.features import vader_scores
 from sentistream.models.text.model import TextHead, TextSentimentModel, load_minilm_encoder
-from sentistream.models.training import cards, metrics
+from sentistream.models.training import metrics, recipe_cards
 from sentistream.models.training.splits import dev_mask
 from sentistream.models.training.text_finetune import (
     BATCH,
@@ -278,7 +278,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         params,
         training_data=training_data,
         metrics=figures,
-        card=cards.text_card,
+        card=recipe_cards.text_card,
         report=report,
     )
     print(json.dumps({"model_id": meta.model_id, **figures["meld_dev"]}, indent=2))

@@ -23,7 +23,7 @@ import numpy as np
 
 from sentistream.models.bundle import DEFAULT_BUNDLES, BundleMeta, write_bundle
 from sentistream.models.labels import VALENCE_LABELS
-from sentistream.models.training import cards
+from sentistream.models.training import recipe_cards
 from sentistream.models.training import voice_fit as vr
 from sentistream.models.training.metrics import confusion
 from sentistream.models.training.metrics import expected_calibration_error as ece
@@ -189,7 +189,7 @@ def save(heads: vf.VoiceHeads, report: dict[str, Any], out: Path, name: str = NA
         params=params,
         training_data=data,
         metrics=metrics,
-        card=lambda meta: cards.voice_card(meta, report),
+        card=lambda meta: recipe_cards.voice_card(meta, report),
         report=report,
     )
 

@@ -44,9 +44,9 @@ def train(args: TrainRequest) -> dict[str, Any]:
     figures on dev, and on CK+ when ``ckplus48`` sits beside the data, go in the card."""
     from sentistream.models.face.model import FER2013_LABELS, FaceExpressionModel, mini_xception
     from sentistream.models.training import face_finetune as recipe
-    from sentistream.models.training.cards import face_card
     from sentistream.models.training.datasets import read_dataset
     from sentistream.models.training.face import evaluate_ckplus, read_crops
+    from sentistream.models.training.recipe_cards import face_card
 
     if args.out is None:
         raise ValueError("train face needs --out (the bundle folder)")

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import stat
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -29,7 +28,8 @@ from sentistream.models.audio import (
     PlanarResampler,
     open_container,
 )
-from sentistream.transforms.config import DEFAULT_SCHEMES, DecodeConfig
+from sentistream.transforms.config import DecodeConfig
+from sentistream.transforms.media.limits import MediaDecodeError, MediaLimitError, check_limits
 from sentistream.transforms.records import Frame
 
 # Chunks are not held back for a stream lagging this far (ended, sparse, badly interleaved).
@@ -47,10 +47,6 @@ TRUNCATION_TOLERANCE_S = 0.5
 _ESTIMATED_DURATION_FORMATS = ("mp3", "aac", "ac3", "eac3")
 # Decoding errors tolerated (damaged packets are skipped) before the file is rejected.
 MAX_DECODE_ERRORS = 10
-
-
-class MediaDecodeError(ValueError):
-    """The source cannot be decoded: empty, not media, no streams, or a corrupt stream."""
 
 
 @dataclass(frozen=True)
@@ -145,86 +141,6 @@ def _audio_stream(container: av.container.InputContainer) -> av.AudioStream | No
     ctx = stream.codec_context  # None when FFmpeg has no decoder for the codec
     layout = ctx.layout if ctx is not None else None
     return stream if layout is not None and layout.nb_channels > 0 else None
-
-
-class MediaLimitError(MediaDecodeError):
-    """The source is over one of ``DecodeConfig``'s limits (the message names it)."""
-
-
-def local_file_problem(path: str) -> str | None:
-    """Why a local ``path`` cannot be read as media (a directory, a dangling link, a link
-    loop, a FIFO that would block the reader, a socket, a device, vanished), or None for a
-    regular file."""
-    try:
-        st = os.stat(path)  # follows links
-    except FileNotFoundError:
-        return "a link to nothing (dangling symlink)" if os.path.islink(path) else "vanished"
-    except OSError as exc:  # ELOOP, EACCES, ENAMETOOLONG, ...
-        return f"cannot be inspected ({exc.strerror or type(exc).__name__})"
-    if stat.S_ISREG(st.st_mode):
-        return None
-    kinds = {stat.S_ISDIR: "a directory", stat.S_ISFIFO: "a FIFO (named pipe)"}
-    kinds |= {stat.S_ISSOCK: "a socket", stat.S_ISCHR: "a device", stat.S_ISBLK: "a device"}
-    return next((name for test, name in kinds.items() if test(st.st_mode)), "not a file")
-
-
-def check_allowed(uri: str, cfg: DecodeConfig, what: str = "source") -> None:
-    """``MediaLimitError`` when ``uri`` uses a scheme outside ``cfg.allowed_schemes`` or,
-    local, resolves (links and ``..`` followed) outside every ``cfg.allowed_roots``."""
-    scheme = uri.split("://", 1)[0].lower() if "://" in uri else "file"
-    schemes = cfg.allowed_schemes or DEFAULT_SCHEMES
-    if scheme not in schemes:
-        raise MediaLimitError(
-            f"{what} {uri!r} uses the scheme {scheme!r}, not one of the allowed schemes "
-            f"{list(schemes)} (--allow-scheme)"
-        )
-    if scheme != "file" or not cfg.allowed_roots:
-        return
-    real = os.path.realpath(uri.removeprefix("file://"))
-    for root in cfg.allowed_roots:
-        base = os.path.realpath(root)
-        if real == base or real.startswith(base.rstrip(os.sep) + os.sep):
-            return
-    raise MediaLimitError(
-        f"{what} {uri!r} lies outside the allowed roots {list(cfg.allowed_roots)} (--allow-root)"
-    )
-
-
-def check_local_input(path: str, cfg: DecodeConfig) -> None:
-    """Refuse a local input before it is opened: not a regular file, or over ``max_bytes``.
-
-    Raises:
-        FileNotFoundError: it does not exist. MediaDecodeError / MediaLimitError: why not.
-    """
-    if not os.path.lexists(path):
-        raise FileNotFoundError(f"source {path!r} not found")
-    problem = local_file_problem(path)
-    if problem is not None:
-        raise MediaDecodeError(f"source {path!r} is {problem}, not a media file")
-    size = os.path.getsize(path)
-    if size > cfg.max_bytes:
-        raise MediaLimitError(
-            f"source {path!r} is {size} bytes, over the max_bytes limit of {cfg.max_bytes}"
-        )
-
-
-def check_limits(name: str, info: MediaInfo, cfg: DecodeConfig) -> None:
-    """``MediaLimitError`` naming the first of ``cfg``'s limits the headers exceed."""
-    if info.channels > cfg.max_channels:
-        raise MediaLimitError(
-            f"source {name!r} has {info.channels} audio channels, over the max_channels "
-            f"limit of {cfg.max_channels}"
-        )
-    if info.width and info.height and info.width * info.height > cfg.max_pixels:
-        raise MediaLimitError(
-            f"source {name!r} is {info.width}x{info.height} video, over the max_pixels limit "
-            f"of {cfg.max_pixels}"
-        )
-    if info.duration_s is not None and info.duration_s > cfg.max_duration_s:
-        raise MediaLimitError(
-            f"source {name!r} lasts {info.duration_s:.0f} s, over the max_duration_s limit "
-            f"of {cfg.max_duration_s:.0f}"
-        )
 
 
 def probe(container: av.container.InputContainer) -> MediaInfo:
@@ -373,7 +289,14 @@ def iter_chunks(source: str | BinaryIO, cfg: DecodeConfig) -> Iterator[MediaInfo
             raise MediaDecodeError(
                 f"source {_source_name(source)!r}: its streams cannot be decoded: {e}"
             ) from e
-        check_limits(_source_name(source), info, cfg)
+        check_limits(
+            _source_name(source),
+            cfg,
+            channels=info.channels,
+            width=info.width,
+            height=info.height,
+            duration_s=info.duration_s,
+        )
         yield info
         yield from _decode(container, info, cfg)
 

@@ -282,7 +282,7 @@ def _av_file(tmp_path: Path, seconds: float = 2.0, size: tuple[int, int] = SIZE)
 def test_header_limits_are_refused_before_decoding(
     tmp_path: Path, limit: str, value: float, message: str
 ) -> None:
-    from sentistream.transforms.media.decoding import MediaLimitError
+    from sentistream.transforms.media.limits import MediaLimitError
 
     path = _av_file(tmp_path)
     with pytest.raises(MediaLimitError, match=message):
@@ -295,7 +295,7 @@ def test_local_inputs_that_are_not_regular_files_are_refused_without_opening(
 ) -> None:
     import os
 
-    from sentistream.transforms.media.decoding import MediaLimitError, check_local_input
+    from sentistream.transforms.media.limits import MediaLimitError, check_local_input
 
     os.mkfifo(tmp_path / "pipe.mp4")  # opening it to read would block forever
     (tmp_path / "dir.mp4").mkdir()
@@ -313,7 +313,7 @@ def test_local_inputs_that_are_not_regular_files_are_refused_without_opening(
 def test_allowed_roots_and_schemes(tmp_path: Path) -> None:
     import os
 
-    from sentistream.transforms.media.decoding import MediaLimitError, check_allowed
+    from sentistream.transforms.media.limits import MediaLimitError, check_allowed
 
     inside = tmp_path / "in"
     inside.mkdir()
