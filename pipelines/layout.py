@@ -14,6 +14,7 @@ datasets or DuckDB ``read_parquet('ROOT/scores/**/*.parquet', hive_partitioning=
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import uuid
 from dataclasses import dataclass
@@ -93,4 +94,8 @@ class OutputPaths:
             moved += targets
         if FileSystems.exists(self.staging):
             FileSystems.delete([self.staging])
+        parent = FileSystems.split(self.staging)[0]
+        if is_local(parent):
+            with contextlib.suppress(OSError):  # other runs may still be staging there
+                Path(parent).rmdir()
         return moved

@@ -42,4 +42,4 @@ def test_a_run_writes_under_staging_and_publishes_only_finished_files(tmp_path):
         "run-RUN-00001-of-00002.parquet",
     ]
     assert len(list(tmp_path.glob(f"{SCORES_DIR}/date=2026-01-02/*.parquet"))) == 2
-    assert not (tmp_path / STAGING_DIR / "run-RUN").exists()
+    assert not (tmp_path / STAGING_DIR).exists()  # no empty staging folder is left
