@@ -83,19 +83,14 @@ def _expand_pattern(pattern: str, strict: bool) -> Inputs:
 
 
 def _unreadable_folder(pattern: str) -> str | None:
-    """The deepest existing folder on the way to ``pattern`` when this process may not
-    list or enter it (so the pattern could not be expanded), else None."""
-    folder = os.path.dirname(pattern) or "."
-    while glob.has_magic(folder):
-        folder = os.path.dirname(folder) or "."
-    probe = folder
-    while probe and not os.path.isdir(probe):
-        parent = os.path.dirname(probe)
-        if parent == probe:
-            return None
-        probe = parent
-    target = folder if os.path.isdir(folder) else probe
-    return target if target and not os.access(target, os.R_OK | os.X_OK) else None
+    """The deepest existing folder above ``pattern``'s first wildcard when this process
+    may not list or enter it (so the pattern could not be expanded), else None."""
+    folder = os.path.dirname(pattern)
+    while folder and (glob.has_magic(folder) or not os.path.isdir(folder)):
+        parent = os.path.dirname(folder)
+        folder = "" if parent == folder else parent
+    folder = folder or "."
+    return None if os.access(folder, os.R_OK | os.X_OK) else folder
 
 
 def expand_inputs(

@@ -52,18 +52,23 @@ class CaptionError(ValueError):
     """A caption file that cannot be used; the message names the file, never its text."""
 
 
-def load_cues(ref: VideoRef) -> list[Cue]:
+def load_cues(ref: VideoRef, decode_cfg: DecodeConfig) -> list[Cue]:
     """Caption cues from the ref's ``caption_uri`` or a same-stem sidecar; [] if none.
 
     Raises:
-        CaptionError: naming the caption file and what is wrong with it (unreadable, too
-            large, not UTF-8, not WebVTT / SRT, too many cues).
+        CaptionError: naming the caption file and what is wrong with it (outside the
+            allowed roots or schemes, unreadable, too large, not UTF-8, not WebVTT / SRT,
+            too many cues).
     """
     uri = ref.caption_uri
     if uri is None and "://" not in ref.uri:
         uri = find_sidecar(ref.uri)
     if uri is None:
         return []
+    try:
+        check_allowed(uri, decode_cfg, "caption file")
+    except MediaLimitError as exc:
+        raise CaptionError(str(exc)) from None
     try:
         with FileSystems.open(uri) as f:
             data = f.read(MAX_CAPTION_BYTES + 1)
@@ -126,7 +131,7 @@ def iter_segments(
     """
     carry = frozenset(carry)
     if cues is None:
-        cues = load_cues(ref) if segment_cfg.prefer_captions else []
+        cues = load_cues(ref, decode_cfg) if segment_cfg.prefer_captions else []
     video_id = ref.resolved_id
     check_allowed(ref.uri, decode_cfg)
     if "://" not in ref.uri:
@@ -227,12 +232,7 @@ class DecodeAndSegmentFn(beam.DoFn):
         cues: list[Cue] = []
         if self._segment_cfg.prefer_captions:
             try:
-                if ref.caption_uri:
-                    try:
-                        check_allowed(ref.caption_uri, self._decode_cfg, "caption file")
-                    except MediaLimitError as exc:
-                        raise CaptionError(str(exc)) from None
-                cues = load_cues(ref)
+                cues = load_cues(ref, self._decode_cfg)
             except CaptionError as exc:  # the media is still scored, cut by voice activity
                 _LOG.warning("captions of %s not used: %s", ref.uri, exc)
                 self._failures.inc()

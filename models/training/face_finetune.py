@@ -208,10 +208,11 @@ def write(
     fit: dict[str, Any],
     metrics: dict[str, Any],
     card: Callable[[BundleMeta], str],
+    base: BundleMeta,
     name: str = NAME,
 ) -> BundleMeta:
-    """The fine-tuned bundle (same params as the base: crop 48, input 64, [-1, 1])."""
-    base = FaceExpressionModel.load(BASE).meta
+    """The fine-tuned bundle (the params of ``base``, the bundle it was fine-tuned from:
+    crop 48, input 64, [-1, 1])."""
     return write_bundle(
         out,
         name=name,

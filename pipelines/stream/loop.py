@@ -96,13 +96,11 @@ def run_batch_isolating_failures(job: StreamJob, batch: Sequence[KafkaRecord]) -
         attempts,
         error,
     )
-    poison = []
-    for record in batch if len(batch) > 1 else []:
-        failed = _try(job, [record], attempts)
-        if failed is not None:
-            poison.append((record, failed))
-    if len(batch) == 1:
+    if len(batch) == 1:  # already run alone
         poison = [(batch[0], error)]
+    else:
+        alone = [(record, _try(job, [record], attempts)) for record in batch]
+        poison = [(record, failed) for record, failed in alone if failed is not None]
     if poison:
         with beam.Pipeline(options=beam_options(job.beam_args)) as p:
             rows = p | "Poison" >> beam.Create(

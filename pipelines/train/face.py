@@ -80,6 +80,8 @@ def train(args: TrainRequest) -> dict[str, Any]:
             ck = evaluate_ckplus(ckplus, model)
             drop = ("per_subject", "model_id")
             metrics[f"{prefix}ckplus48"] = {k: v for k, v in ck.items() if k not in drop}
-    meta = recipe.write(args.out, state, fit, metrics, face_card, name=args.name or recipe.NAME)
+    meta = recipe.write(
+        args.out, state, fit, metrics, face_card, base.meta, name=args.name or recipe.NAME
+    )
     args.say(f"wrote {meta.path} ({meta.model_id})")
     return eval_report(args, meta.model_id, dev_labelled, metrics, "face fine-tune (FER2013)")

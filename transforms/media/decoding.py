@@ -25,20 +25,15 @@ from sentistream.models.audio import (
     SAMPLE_RATE,
     DamagedFrame,
     MediaRefused,
-    PlanarResampler,
     open_container,
 )
 from sentistream.transforms.config import DecodeConfig
 from sentistream.transforms.media.limits import MediaDecodeError, MediaLimitError, check_limits
+from sentistream.transforms.media.tracks import AudioTrack, FrameSampler
 from sentistream.transforms.records import Frame
 
 # Chunks are not held back for a stream lagging this far (ended, sparse, badly interleaved).
 MAX_STREAM_LAG_S = 10.0
-# Timestamp jumps in the audio larger than this are filled with silence.
-AUDIO_GAP_S = 0.05
-# A jump ahead longer than this inside an audio stream is damaged timing, not a pause: filling
-# it with silence would allocate without bound (16,000 samples per second of the jump).
-MAX_AUDIO_JUMP_S = 600.0
 # The last chunk may run this far past its nominal end rather than leave a sliver after it.
 TAIL_S = 0.5
 # Streams ending this much and 5 % (25 % if guessed from bitrate) short of the header's
@@ -169,110 +164,6 @@ def probe(container: av.container.InputContainer) -> MediaInfo:
     )
 
 
-def scaled_size(width: int, height: int, max_side: int) -> tuple[int, int]:
-    """(width, height) scaled so the longer side is at most ``max_side`` (aspect kept)."""
-    scale = min(1.0, max_side / max(width, height))
-    return (
-        (width, height) if scale == 1 else (round(width * scale) or 1, round(height * scale) or 1)
-    )
-
-
-class _AudioTrack:
-    """Resamples decoded audio to 16 kHz fltp and keeps the not-yet-emitted samples."""
-
-    def __init__(self, channels: int) -> None:
-        self.channels = channels
-        self.total = 0  # samples placed on the timeline so far (global index)
-        self.base = 0  # global index of the first kept sample
-        self._parts: list[np.ndarray] = []
-        self._resampler: PlanarResampler | None = None
-        self._next_in_t: float | None = None
-        self._skip = 0  # output samples still to drop (audio starting before t = 0)
-
-    def _append(self, arr: np.ndarray) -> None:
-        if self._skip:
-            cut = min(self._skip, arr.shape[1])
-            arr, self._skip = arr[:, cut:], self._skip - cut
-        if arr.shape[1]:
-            self._parts.append(arr)
-            self.total += arr.shape[1]
-
-    def add(self, frame: av.AudioFrame | None, t: float | None) -> None:
-        """Add a decoded frame at time ``t`` (or flush the resampler with ``None``)."""
-        if frame is not None:
-            self._resampler = self._resampler or PlanarResampler()  # every channel, 16 kHz
-            if t is not None:
-                expected = 0.0 if self._next_in_t is None else self._next_in_t
-                if self._next_in_t is None and t < 0:
-                    self._skip = round(-t * SAMPLE_RATE)
-                elif t - expected > MAX_AUDIO_JUMP_S:
-                    raise MediaDecodeError(
-                        f"audio timestamps jump ahead by {t - expected:.0f} s at {expected:.1f} s"
-                        f" (over {MAX_AUDIO_JUMP_S:.0f} s): the stream's timing is damaged"
-                    )
-                elif t - expected > AUDIO_GAP_S:
-                    gap = round((t - expected) * SAMPLE_RATE)
-                    self._append(np.zeros((self.channels, gap), np.float32))
-                self._next_in_t = t + frame.samples / frame.sample_rate
-        elif self._resampler is None:
-            return
-        arr = self._resampler.resample(frame)  # type: ignore[union-attr]
-        if arr is not None:
-            self._append(arr)  # planar: (channels, samples)
-
-    def take(self, start: int, stop: int | None) -> np.ndarray:
-        """Samples [start, stop) (global indices, clipped to what exists); drops all before
-        ``stop``."""
-        data = np.concatenate([np.zeros((self.channels, 0), np.float32), *self._parts], axis=1)
-        stop = self.total if stop is None else min(stop, self.total)
-        lo, hi = max(start - self.base, 0), max(stop - self.base, 0)
-        out = np.ascontiguousarray(data[:, lo:hi])
-        rest = data[:, hi:]
-        self._parts = [rest] if rest.shape[1] else []
-        self.base = max(self.base, stop)
-        return out
-
-
-class _FrameSampler:
-    """Picks, for each sample time k / fps, the decoded frame nearest to it."""
-
-    def __init__(self, fps: float, max_side: int, frame_dur: float) -> None:
-        self.fps, self.max_side, self.frame_dur = fps, max_side, frame_dur
-        self.k = 0  # index of the next sample time
-        self.prev: tuple[av.VideoFrame, float] | None = None  # last decoded frame and time
-        self.last_taken: float | None = None  # time of the last frame taken (no repeats)
-        self.pending: list[Frame] = []  # taken, not yet emitted
-
-    def _take(self, frame: av.VideoFrame, t: float) -> None:
-        if self.last_taken == t:
-            return
-        w, h = scaled_size(frame.width, frame.height, self.max_side)
-        rgb = frame.to_ndarray(format="rgb24", width=w, height=h, interpolation="AREA")
-        self.pending.append(Frame(t=max(t, 0.0), rgb=rgb))
-        self.last_taken = t
-
-    def add(self, frame: av.VideoFrame, t: float) -> None:
-        while self.k / self.fps <= t:
-            target = self.k / self.fps
-            if self.prev is not None and target - self.prev[1] <= t - target:
-                self._take(*self.prev)
-            else:
-                self._take(frame, t)
-            self.k += 1
-        self.prev = (frame, t)
-
-    def flush(self) -> None:
-        if self.prev is not None and self.k / self.fps < self.prev[1] + self.frame_dur:
-            self._take(*self.prev)
-        self.prev = None
-
-    def pop(self, start: float, end: float | None) -> tuple[Frame, ...]:
-        """Frames in [start, end) (to the end if None); earlier ones came too late: dropped."""
-        taken = [f for f in self.pending if end is None or f.t < end]
-        self.pending = self.pending[len(taken) :]
-        return tuple(f for f in taken if f.t >= start)
-
-
 def iter_chunks(source: str | BinaryIO, cfg: DecodeConfig) -> Iterator[MediaInfo | MediaChunk]:
     """Decode ``source`` in one streaming pass: the ``MediaInfo``, then ``MediaChunk`` s.
 
@@ -314,25 +205,25 @@ def _decode(
                 f"source {container.name!r} decodes past the max_duration_s limit of "
                 f"{cfg.max_duration_s:.0f} s"
             )
-        if time.monotonic() > deadline:
-            raise MediaLimitError(
-                f"source {container.name!r}: decoding took over the max_decode_s limit of "
-                f"{cfg.max_decode_s:.0f} s"
-            )
+        _check_deadline(container.name, deadline, cfg)
         while dec.passed((k + 1) * cfg.chunk_s + TAIL_S):
             yield dec.chunk(k, final=False)
             k += 1
-            if time.monotonic() > deadline:
-                raise MediaLimitError(
-                    f"source {container.name!r}: decoding took over the max_decode_s limit of "
-                    f"{cfg.max_decode_s:.0f} s"
-                )
+            _check_deadline(container.name, deadline, cfg)
     dec.drain()
     _check_complete(container.name, dec.end, info)
     while dec.end > (k + 1) * cfg.chunk_s + TAIL_S:  # a stream that lagged to the end
         yield dec.chunk(k, final=False)
         k += 1
     yield dec.chunk(k, final=True)
+
+
+def _check_deadline(name: str, deadline: float, cfg: DecodeConfig) -> None:
+    if time.monotonic() > deadline:
+        raise MediaLimitError(
+            f"source {name!r}: decoding took over the max_decode_s limit of "
+            f"{cfg.max_decode_s:.0f} s"
+        )
 
 
 class _Decoder:
@@ -345,11 +236,11 @@ class _Decoder:
         self.video, self.audio = _video_stream(container), _audio_stream(container)
         self.streams = [s for s in (self.audio, self.video) if s is not None]
         self.t0 = container.start_time / av.time_base if container.start_time else 0.0
-        self.track = _AudioTrack(info.channels) if self.audio is not None else None
-        self.sampler: _FrameSampler | None = None
+        self.track = AudioTrack(info.channels) if self.audio is not None else None
+        self.sampler: FrameSampler | None = None
         if self.video is not None and cfg.fps > 0:
             self.video.thread_type = "AUTO"  # frame + slice threads
-            self.sampler = _FrameSampler(cfg.fps, cfg.max_side, 1 / (info.video_fps or cfg.fps))
+            self.sampler = FrameSampler(cfg.fps, cfg.max_side, 1 / (info.video_fps or cfg.fps))
         self.v_seen = self.v_end = -1.0  # latest video time (frames, or packets if fps == 0)
 
     def _time(self, obj: av.frame.Frame | av.Packet) -> float | None:
