@@ -117,6 +117,7 @@ def stages(clip: Path, seconds: float, config: PipelineConfig, *, asr: bool) -> 
             for r in iter_segments(
                 ref, path.decode, config.segment, config.policy, carry=path.carried
             )
+            if isinstance(r, SegmentRecord)
         ]
     )
     report["segments"] = len(records)

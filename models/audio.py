@@ -10,6 +10,7 @@ averages the channels. Training and evaluation read their clips with it, so ever
 from __future__ import annotations
 
 import itertools
+import math
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -149,6 +150,23 @@ class PlanarResampler:
             per.append(np.concatenate(got) if got else np.zeros(0, np.float32))
         n = min(len(c) for c in per)
         return [np.stack([c[:n] for c in per])]
+
+
+#: The level of digital silence (and the floor of every level): far below any recording's
+#: noise floor, and a finite number, unlike log(0).
+SILENCE_DBFS = -120.0
+
+
+def level_dbfs(samples: np.ndarray) -> float:
+    """RMS level of ``samples`` (float, full scale 1.0) in dB relative to full scale:
+    ``20 log10(rms)``, so a full-scale square wave is 0 dBFS and a full-scale sine -3.01;
+    floored at ``SILENCE_DBFS`` (empty or all-zero input included)."""
+    if samples.size == 0:
+        return SILENCE_DBFS
+    power = float(np.mean(np.square(samples, dtype=np.float64)))
+    if not power > 0:  # zero, or NaN from damaged samples
+        return SILENCE_DBFS
+    return max(SILENCE_DBFS, round(10.0 * math.log10(power), 2))
 
 
 def read_audio(path: str | Path) -> np.ndarray:

@@ -5,7 +5,8 @@
 or ``sentistream run`` (same flags). Output layout (``layout.py``), hive-partitioned by
 processing date:
 
-    OUT/scores/date=YYYY-MM-DD/run-<RUN_ID>-<shard>.parquet
+    OUT/scores/date=YYYY-MM-DD/run-<RUN_ID>-<shard>.parquet        segments
+    OUT/calls/date=YYYY-MM-DD/run-<RUN_ID>-<shard>.parquet         recordings x speakers
     OUT/dead_letters/date=YYYY-MM-DD/run-<RUN_ID>-<shard>.parquet
 """
 
@@ -28,16 +29,18 @@ from sentistream.pipelines.logs import configure_logging, default_level
 from sentistream.pipelines.options import BATCH_FLAGS, add_model_arguments, config_from_args
 from sentistream.pipelines.runner import beam_options, counters_of
 from sentistream.transforms.config import PipelineConfig
-from sentistream.transforms.records import VideoRef
-from sentistream.transforms.schema import (
-    DEAD_LETTER_SCHEMA,
-    SCORE_SCHEMA,
-    DeadLetterRow,
-    to_dict,
+from sentistream.transforms.io.parquet_stream import (
+    CALLS_DIR,
+    DEAD_LETTERS_DIR,
+    KINDS,
+    SCORES_DIR,
 )
+from sentistream.transforms.records import VideoRef
+from sentistream.transforms.schema import DeadLetterRow, to_dict
 from sentistream.transforms.score import ScoreVideos, split_rows
 
 _LOG = logging.getLogger(__name__)
+KINDS_BY_DIR = dict(KINDS.values())  # folder -> schema
 
 
 @dataclass(frozen=True)
@@ -95,18 +98,21 @@ def build(
         | "Inputs" >> beam.Create(list(refs))
         | "Score" >> ScoreVideos(config)
     )
-    scores, dead = split_rows(rows)
+    scores, calls, dead = split_rows(rows)
     if input_dead_letters:
         bad = pipeline | "InputDeadLetters" >> beam.Create(list(input_dead_letters))
         dead = (dead, bad) | "AllDeadLetters" >> beam.Flatten()
-    for label, pcoll, prefix, schema in (
-        ("Scores", scores, paths.staged(paths.scores_prefix), SCORE_SCHEMA),
-        ("DeadLetters", dead, paths.staged(paths.dead_letters_prefix), DEAD_LETTER_SCHEMA),
+    for label, pcoll, kind in (
+        ("Scores", scores, SCORES_DIR),
+        ("Calls", calls, CALLS_DIR),
+        ("DeadLetters", dead, DEAD_LETTERS_DIR),
     ):
+        schema = KINDS_BY_DIR[kind]
         _ = (
             pcoll
             | f"{label}ToDict" >> beam.Map(to_dict)
-            | f"Write{label}" >> WriteToParquet(prefix, schema, file_name_suffix=".parquet")
+            | f"Write{label}"
+            >> WriteToParquet(paths.staged(kind), schema, file_name_suffix=".parquet")
         )
 
 

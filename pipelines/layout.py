@@ -3,7 +3,8 @@
 Below an output root (a local path or any Beam filesystem URI), hive-partitioned by the
 UTC processing date::
 
-    ROOT/scores/date=YYYY-MM-DD/<name>.parquet
+    ROOT/scores/date=YYYY-MM-DD/<name>.parquet        one row per segment
+    ROOT/calls/date=YYYY-MM-DD/<name>.parquet         one row per recording and speaker
     ROOT/dead_letters/date=YYYY-MM-DD/<name>.parquet
 
 The batch job names its files ``run-<RUN_ID>-<shard>-of-<n>.parquet`` (``OutputPaths``);
@@ -22,11 +23,20 @@ from pathlib import Path
 
 from apache_beam.io.filesystems import FileSystems
 
-from sentistream.transforms.io.parquet_stream import DEAD_LETTERS_DIR, SCORES_DIR, partition_dir
+from sentistream.transforms.io.parquet_stream import (
+    CALLS_DIR,
+    DEAD_LETTERS_DIR,
+    SCORES_DIR,
+    partition_dir,
+)
+
+#: The row kinds a batch run writes, each in its own folder below the root.
+RUN_KINDS = (SCORES_DIR, CALLS_DIR, DEAD_LETTERS_DIR)
 
 
 def partition(root: str, kind: str, day: dt.date) -> str:
-    """The folder of ``kind`` (``scores`` or ``dead_letters``) rows processed on ``day``."""
+    """The folder of ``kind`` (``scores``, ``calls`` or ``dead_letters``) rows processed
+    on ``day``."""
     return partition_dir(root, kind, day.isoformat())
 
 
@@ -54,35 +64,49 @@ class OutputPaths:
     """The file prefixes of one batch run (Beam's sinks append shard and suffix).
 
     The sinks write under ``ROOT/_staging/run-<RUN_ID>/`` (Beam's own temporary files
-    included); :meth:`publish` moves the finished files to ``scores_prefix`` /
-    ``dead_letters_prefix`` once the run succeeded. So nothing under ``ROOT/scores`` or
-    ``ROOT/dead_letters`` is ever a partial file, and a failed run leaves its files in
-    ``_staging`` only (which ``scores/**/*.parquet`` globs do not reach).
+    included); :meth:`publish` moves the finished files to their ``prefix`` (one per
+    kind of ``RUN_KINDS``) once the run succeeded. So nothing under ``ROOT/scores``,
+    ``ROOT/calls`` or ``ROOT/dead_letters`` is ever a partial file, and a failed run leaves
+    its files in ``_staging`` only (which ``scores/**/*.parquet`` globs do not reach).
     """
 
-    scores_prefix: str
-    dead_letters_prefix: str
-    staging: str
+    root: str
+    run_id: str
+    day: dt.date
 
     @staticmethod
     def for_run(root: str, run_id: str, today: dt.date) -> OutputPaths:
-        name = f"run-{run_id}"
-        return OutputPaths(
-            scores_prefix=FileSystems.join(partition(root, SCORES_DIR, today), name),
-            dead_letters_prefix=FileSystems.join(partition(root, DEAD_LETTERS_DIR, today), name),
-            staging=FileSystems.join(root, STAGING_DIR, name),
-        )
+        return OutputPaths(root, run_id, today)
 
-    def staged(self, final_prefix: str) -> str:
-        """Where the sink of ``final_prefix`` writes during the run."""
-        kind = SCORES_DIR if final_prefix == self.scores_prefix else DEAD_LETTERS_DIR
-        return FileSystems.join(self.staging, kind, FileSystems.split(final_prefix)[1])
+    @property
+    def staging(self) -> str:
+        return FileSystems.join(self.root, STAGING_DIR, f"run-{self.run_id}")
+
+    def prefix(self, kind: str) -> str:
+        """The final file prefix of the run's ``kind`` rows."""
+        return FileSystems.join(partition(self.root, kind, self.day), f"run-{self.run_id}")
+
+    @property
+    def scores_prefix(self) -> str:
+        return self.prefix(SCORES_DIR)
+
+    @property
+    def calls_prefix(self) -> str:
+        return self.prefix(CALLS_DIR)
+
+    @property
+    def dead_letters_prefix(self) -> str:
+        return self.prefix(DEAD_LETTERS_DIR)
+
+    def staged(self, kind: str) -> str:
+        """Where the sink of ``kind`` rows writes during the run."""
+        return FileSystems.join(self.staging, kind, f"run-{self.run_id}")
 
     def publish(self) -> list[str]:
         """Move the run's finished files into place; returns their final paths."""
         moved: list[str] = []
-        for final in (self.scores_prefix, self.dead_letters_prefix):
-            staged = self.staged(final)
+        for kind in RUN_KINDS:
+            final, staged = self.prefix(kind), self.staged(kind)
             found = [m.path for r in FileSystems.match([staged + "*"]) for m in r.metadata_list]
             if not found:
                 continue

@@ -295,9 +295,14 @@ STREAM_FLAGS: tuple[Flag, ...] = (
         "topic of dead letters (bad events, failed media)",
     ),
     Flag(
+        "--calls-topic",
+        "calls_topic",
+        "topic of call-level rows (one per recording and speaker, when a recording ends)",
+    ),
+    Flag(
         "--output",
         "output",
-        "Parquet root (scores/ and dead_letters/ below it); '' for none",
+        "Parquet root (scores/, calls/ and dead_letters/ below it); '' for none",
         optional=True,
     ),
     Flag(

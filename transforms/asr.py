@@ -28,8 +28,8 @@ from apache_beam.metrics import Metrics
 
 from sentistream.models.asr.transcriber import AsrOptions, SegmentText, Transcriber
 from sentistream.transforms.config import AsrConfig
-from sentistream.transforms.inference import Element, RecordHandler
-from sentistream.transforms.records import DeadLetter, SegmentRecord, Transcript
+from sentistream.transforms.inference import RecordHandler
+from sentistream.transforms.records import Element, SegmentRecord, Transcript
 from sentistream.transforms.transcript import (
     NO_SPEECH_WINDOW,
     SKIP_CAPTIONS,
@@ -105,7 +105,7 @@ class AsrHandler(RecordHandler[Transcriber]):
         recognised: dict[int, Transcript | None] = {}
         todo: list[int] = []
         for i, el in enumerate(batch):
-            if isinstance(el, DeadLetter):
+            if not isinstance(el, SegmentRecord):
                 continue
             decision = asr_decision(el, self._config)
             if decision == TRANSCRIBE:
@@ -123,7 +123,7 @@ class AsrHandler(RecordHandler[Transcriber]):
             if result is not None:
                 recognised[i] = asr_transcript(result, record.start_s, self._config.language)
         return [
-            el if isinstance(el, DeadLetter) else settle(el, recognised.get(i), self._drop)
+            settle(el, recognised.get(i), self._drop) if isinstance(el, SegmentRecord) else el
             for i, el in enumerate(batch)
         ]
 

@@ -6,6 +6,9 @@ configured steps read (``carry``, from ``transforms/plan.py``: audio, frames, ca
 text), and the buffers are trimmed to what a future segment may still need. Memory is
 bounded by the chunk and the longest segment, whatever the recording's length. The policy
 is not decided here: records leave with ``policy=None`` for the ``DecidePolicy`` step.
+After the last segment of a recording that was read to its end comes one
+``RecordingEnd`` (its length and segment count), from which the Fuse step makes the
+call-level rows: the decoder is what knows that a recording is over.
 
 Any failure becomes a ``DeadLetter`` in the main flow (stage ``decode``); an input that
 decodes but yields no segment at all (zero duration) is a dead letter too, so every
@@ -23,7 +26,7 @@ import numpy as np
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
-from sentistream.models.audio import SAMPLE_RATE
+from sentistream.models.audio import SAMPLE_RATE, level_dbfs
 from sentistream.transforms.config import DecodeConfig, PolicyConfig, SegmentConfig
 from sentistream.transforms.media.captions import Cue, find_sidecar, parse_captions
 from sentistream.transforms.media.decoding import MediaChunk, MediaInfo, iter_chunks
@@ -33,6 +36,7 @@ from sentistream.transforms.records import (
     INPUTS,
     DeadLetter,
     Frame,
+    RecordingEnd,
     SegmentRecord,
     VideoRef,
     make_segment_id,
@@ -122,8 +126,9 @@ def iter_segments(
     *,
     carry: Iterable[str] = tuple(INPUTS),
     cues: list[Cue] | None = None,
-) -> Iterator[SegmentRecord]:
-    """Stream one recording into segment records (pure apart from reading the file).
+) -> Iterator[SegmentRecord | RecordingEnd]:
+    """Stream one recording into segment records, then its ``RecordingEnd`` (pure apart
+    from reading the file).
 
     ``policy_cfg`` gives the role of a channel without one (``default_role``); ``carry``
     names the inputs the records get (``records.INPUTS``; the others stay empty);
@@ -145,16 +150,18 @@ def iter_segments(
         n_tracks = 1 if (cues or not info.has_audio) else max(1, info.channels)
         segmenters = [StreamingSegmenter(segment_cfg, cues=cues or None) for _ in range(n_tracks)]
         buffers = [_ChannelBuffer() for _ in range(n_tracks)]
-        keep_audio = info.has_audio and "audio" in carry
+        carry_audio = "audio" in carry
         frames: list[Frame] = []
+        emitted, end_s = 0, 0.0
         seen: dict[tuple[int, int, int], int] = {}  # (channel, start ms, end ms) -> count
         for chunk in chunks:
             assert isinstance(chunk, MediaChunk)
             tracks = _tracks(chunk, n_tracks)
+            end_s = max(end_s, chunk.end_s)
             if "frames" in carry:
                 frames.extend(chunk.frames)
             for ch, segmenter in enumerate(segmenters):
-                if tracks is not None and keep_audio:
+                if tracks is not None:  # kept for the segment's level even when not carried
                     buffers[ch].append(tracks[ch])
                 spans = segmenter.feed(
                     None if tracks is None else tracks[ch], chunk.start_s, chunk.end_s, chunk.final
@@ -162,6 +169,8 @@ def iter_segments(
                 for span in spans:
                     key = (ch, round(span.start_s * 1000), round(span.end_s * 1000))
                     ordinal = seen[key] = seen.get(key, -1) + 1
+                    audio = buffers[ch].slice(span.start_s, span.end_s) if info.has_audio else None
+                    emitted += 1
                     yield SegmentRecord(
                         ref=ref,
                         segment_id=make_segment_id(
@@ -174,14 +183,16 @@ def iter_segments(
                         segmenter=span.kind,
                         has_video=info.has_video,
                         has_audio=info.has_audio,
-                        audio=buffers[ch].slice(span.start_s, span.end_s) if keep_audio else None,
+                        audio=audio if carry_audio else None,
                         frames=tuple(fr for fr in frames if span.start_s <= fr.t < span.end_s),
                         caption=span.text if "caption" in carry else None,
+                        level_dbfs=None if audio is None else level_dbfs(audio),
                     )
             keep = min(s.retain_from_s for s in segmenters)
             for buf in buffers:
                 buf.trim(keep)
             frames = [fr for fr in frames if fr.t >= keep]
+    yield RecordingEnd(ref=ref, duration_s=round(end_s, 3), segments=emitted, tracks=n_tracks)
 
 
 def _tracks(chunk: MediaChunk, n_tracks: int) -> list[np.ndarray] | None:
@@ -202,7 +213,9 @@ def _role(ref: VideoRef, channel: int, n_tracks: int, default_role: str) -> str:
 
 
 class DecodeAndSegmentFn(beam.DoFn):
-    """``VideoRef`` -> ``SegmentRecord`` s, or a ``DeadLetter`` with the reason.
+    """``VideoRef`` -> ``SegmentRecord`` s and its ``RecordingEnd``, or a ``DeadLetter``
+    with the reason (no ``RecordingEnd`` then: a recording not read to its end gets no
+    call-level row).
 
     Counters (namespace ``sentistream.decode``): ``videos``, ``segments``,
     ``dead_letters``, and ``frames``: sampled frames carried by the records (0 when no
@@ -225,7 +238,7 @@ class DecodeAndSegmentFn(beam.DoFn):
         self._frames = Metrics.counter("sentistream.decode", "frames")
         self._failures = Metrics.counter("sentistream.decode", "dead_letters")
 
-    def process(self, ref: VideoRef) -> Iterator[SegmentRecord | DeadLetter]:
+    def process(self, ref: VideoRef) -> Iterator[SegmentRecord | RecordingEnd | DeadLetter]:
         self._videos.inc()
         emitted = 0
         stage = "decode"
@@ -247,12 +260,17 @@ class DecodeAndSegmentFn(beam.DoFn):
                 carry=self._carry,
                 cues=cues,
             ):
+                if isinstance(record, RecordingEnd):
+                    if emitted == 0:
+                        stage = "segment"
+                        raise ValueError(
+                            "the media decoded but has no duration: no segment to score"
+                        )
+                    yield record
+                    continue
                 emitted += 1
                 self._frames.inc(len(record.frames))
                 yield record
-            if emitted == 0:
-                stage = "segment"
-                raise ValueError("the media decoded but has no duration: no segment to score")
         except Exception as exc:  # noqa: BLE001 - any failure of one input is a dead letter
             _LOG.warning("dead letter for %s at %s: %s", ref.uri, stage, exc)
             self._failures.inc()

@@ -5,7 +5,7 @@ A model step is ``RunInference(handler)`` over the stream of ``SegmentRecord`` a
 bounds from a ``ModelRuntime``, byte counts, metrics namespace, the inputs to drop after
 the step); ``SegmentModelHandler`` is the modality shape. It:
 
-* passes dead letters through untouched;
+* passes dead letters and recording ends through untouched;
 * never computes the modality where the policy disables it (the policy step already
   recorded ``disabled_by_policy``);
 * asks the modality's ``prepare`` for the model input, or for the reason it is absent;
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Generic, TypeAlias, TypeVar
+from typing import Any, Generic, TypeVar
 
 from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import ModelHandler
@@ -29,12 +29,11 @@ from apache_beam.ml.inference.base import ModelHandler
 from sentistream.transforms.config import ModelRuntime
 from sentistream.transforms.records import (
     REASON_MODEL_ERROR,
-    DeadLetter,
+    Element,
     ModalityResult,
     SegmentRecord,
 )
 
-Element: TypeAlias = SegmentRecord | DeadLetter
 ModelT = TypeVar("ModelT")
 InputT = TypeVar("InputT")
 
@@ -151,7 +150,7 @@ class SegmentModelHandler(RecordHandler[ModelT], Generic[ModelT, InputT]):
         out: list[Element] = list(batch)
         todo: list[tuple[int, InputT]] = []
         for i, el in enumerate(batch):
-            if isinstance(el, DeadLetter):
+            if not isinstance(el, SegmentRecord):  # dead letters, recording ends
                 continue
             if not el.allows(self.modality):
                 out[i] = el.dropping(self._drop)

@@ -19,7 +19,7 @@ from sentistream.transforms.config import PolicyConfig
 from sentistream.transforms.records import (
     MODALITIES,
     REASON_DISABLED_BY_POLICY,
-    DeadLetter,
+    Element,
     ModalityResult,
     PolicyDecision,
     SegmentRecord,
@@ -82,12 +82,11 @@ def enabled_anywhere(config: PolicyConfig) -> tuple[str, ...]:
     return tuple(m for m in MODALITIES if m in allowed)
 
 
-def apply_policy(
-    element: SegmentRecord | DeadLetter, config: PolicyConfig
-) -> SegmentRecord | DeadLetter:
+def apply_policy(element: Element, config: PolicyConfig) -> Element:
     """The ``DecidePolicy`` step (pure): the record with its ``PolicyDecision`` and a
-    ``disabled_by_policy`` result for each modality it does not enable; dead letters pass."""
-    if isinstance(element, DeadLetter):
+    ``disabled_by_policy`` result for each modality it does not enable; dead letters and
+    recording ends pass."""
+    if not isinstance(element, SegmentRecord):
         return element
     decision = decide(config, element.speaker, element.ref.metadata)
     results = dict(element.results)

@@ -1,12 +1,14 @@
 """Typed records that flow between the pipeline's transforms.
 
 The flow is linear (see ``transforms/score.py``): a ``VideoRef`` is decoded and cut into
-``SegmentRecord`` s carrying the inputs the configured steps read (``INPUTS``); the policy
-step records which modalities may run; each later step reads its input from the record
-and returns a copy with its result added and the inputs no later step reads dropped
-(``transforms/plan.py`` decides which); the fusion step turns the record into a
-``ScoreRow``. A failure anywhere becomes a ``DeadLetter`` that
-later steps pass through untouched, so every input ends as scores or as a dead letter.
+``SegmentRecord`` s carrying the inputs the configured steps read (``INPUTS``), then one
+``RecordingEnd`` once the recording was read to its end; the policy step records which
+modalities may run; each later step reads its input from the record and returns a copy
+with its result added and the inputs no later step reads dropped (``transforms/plan.py``
+decides which); the fusion step turns the record into a ``ScoreRow``, and a
+``RecordingEnd`` into the recording's call-level rows (``transforms/calls.py``). A
+failure anywhere becomes a ``DeadLetter``; later steps pass dead letters and recording
+ends through untouched, so every input ends as scores or as a dead letter.
 
 No Beam imports here: these are plain frozen dataclasses, cheap to pickle.
 """
@@ -17,6 +19,7 @@ import dataclasses
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import TypeAlias
 
 import numpy as np
 
@@ -156,6 +159,8 @@ class SegmentRecord:
             reads them, or after the face step).
         caption: input: the caption cue's text for a ``captions`` segment (read by the
             transcript step, which decides between it and speech recognition).
+        level_dbfs: the segment's audio level, RMS in dB relative to full scale
+            (``audio_level_dbfs``); None without audio.
         transcript: what was said, set by the transcript step.
         results: modality name -> result, added by each step.
     """
@@ -173,6 +178,7 @@ class SegmentRecord:
     audio: np.ndarray | None = None
     frames: tuple[Frame, ...] = ()
     caption: str | None = None
+    level_dbfs: float | None = None
     transcript: Transcript | None = None
     results: Mapping[str, ModalityResult] = field(default_factory=dict)
 
@@ -206,6 +212,25 @@ class SegmentRecord:
 
 
 @dataclass(frozen=True)
+class RecordingEnd:
+    """The decoder read a recording to its end: what the call-level step needs besides
+    the segments (which all came before it, in the same bundle).
+
+    Attributes:
+        ref: the input.
+        duration_s: decoded length of the recording, seconds.
+        segments: how many segment records the decoder emitted for it.
+        tracks: audio tracks segmented separately (channels; 1 for mono, a downmix or no
+            audio).
+    """
+
+    ref: VideoRef
+    duration_s: float
+    segments: int
+    tracks: int
+
+
+@dataclass(frozen=True)
 class DeadLetter:
     """An input (or part of one) that could not be processed, and why."""
 
@@ -236,6 +261,11 @@ class DeadLetter:
             error=f"{exc}{detail}",
             segment_id=segment_id,
         )
+
+
+#: What flows between the steps: segment records, and dead letters and recording ends,
+#: which every step passes through untouched.
+Element: TypeAlias = SegmentRecord | DeadLetter | RecordingEnd
 
 
 def make_segment_id(

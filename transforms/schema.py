@@ -1,7 +1,8 @@
 """Output records and the one place their Parquet / Kafka schemas are derived.
 
-``ScoreRow`` is one analysed segment; ``DeadLetterRow`` one input (or part) that failed.
-Both are flat frozen dataclasses; ``arrow_schema`` derives the pyarrow schema from the
+``ScoreRow`` is one analysed segment; ``CallRow`` one recording and speaker, summed up
+(``transforms/calls.py``); ``DeadLetterRow`` one input (or part) that failed. All are flat
+frozen dataclasses; ``arrow_schema`` derives the pyarrow schema from the
 annotations, and ``to_json`` gives the Kafka payload with the same field names.
 Bump ``SCHEMA_VERSION`` on any change of columns or their meaning.
 """
@@ -17,7 +18,7 @@ from typing import Any
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"  # 2: ScoreRow.speech_level_dbfs; CallRow
 
 _ARROW_TYPES: dict[type, pa.DataType] = {
     str: pa.string(),
@@ -41,6 +42,7 @@ class ScoreRow:
     start_s: float
     end_s: float
     segmenter: str
+    speech_level_dbfs: float | None
     transcript: str | None
     transcript_source: str
     asr_confidence: float | None
@@ -70,6 +72,68 @@ class ScoreRow:
     text_model_id: str | None
     fusion_model_id: str
     detail_json: str
+    metadata_json: str
+    event_time: float | None
+    processed_at: float
+
+
+@dataclass(frozen=True)
+class CallRow:
+    """One recording and speaker, summed up from its segment rows. Column meanings are in
+    README "Call-level columns"; ``transforms/calls.py`` computes them."""
+
+    schema_version: str
+    summary_id: str
+    video_id: str
+    source_uri: str
+    channel: int
+    speaker: str
+    role: str
+    recording_duration_s: float
+    speakers: int
+    segments: int
+    complete: bool
+    fused_valence: float | None
+    fused_label: str
+    fused_confidence: float | None
+    face_valence: float | None
+    face_label: str | None
+    face_confidence: float | None
+    voice_valence: float | None
+    voice_label: str | None
+    voice_confidence: float | None
+    text_valence: float | None
+    text_label: str | None
+    text_confidence: float | None
+    valence_q1: float | None
+    valence_q2: float | None
+    valence_q3: float | None
+    valence_q4: float | None
+    trend: float | None
+    most_negative_segment_id: str | None
+    most_negative_start_s: float | None
+    most_negative_valence: float | None
+    most_positive_segment_id: str | None
+    most_positive_start_s: float | None
+    most_positive_valence: float | None
+    face_coverage: float
+    voice_coverage: float
+    text_coverage: float
+    face_missing_reason: str | None
+    voice_missing_reason: str | None
+    text_missing_reason: str | None
+    talk_time_s: float
+    non_talk_time_s: float
+    words: int
+    talk_speed_wpm: float | None
+    interruptions: int | None
+    overlap_s: float | None
+    loudness_dbfs: float | None
+    policy_id: str
+    face_model_id: str | None
+    voice_model_id: str | None
+    text_model_id: str | None
+    fusion_model_id: str
     metadata_json: str
     event_time: float | None
     processed_at: float
@@ -108,6 +172,7 @@ def arrow_schema(record_type: type) -> pa.Schema:
 
 
 SCORE_SCHEMA = arrow_schema(ScoreRow)
+CALL_SCHEMA = arrow_schema(CallRow)
 DEAD_LETTER_SCHEMA = arrow_schema(DeadLetterRow)
 
 
@@ -139,11 +204,11 @@ def _safe(value: Any) -> Any:
     return value
 
 
-def to_dict(row: ScoreRow | DeadLetterRow) -> dict[str, Any]:
+def to_dict(row: ScoreRow | CallRow | DeadLetterRow) -> dict[str, Any]:
     """The row's columns, every string valid UTF-8 (``safe_text``)."""
     return {k: _safe(v) for k, v in dataclasses.asdict(row).items()}
 
 
-def to_json(row: ScoreRow | DeadLetterRow) -> bytes:
+def to_json(row: ScoreRow | CallRow | DeadLetterRow) -> bytes:
     """The Kafka payload: the same fields as the Parquet columns, UTF-8 JSON."""
     return json.dumps(to_dict(row), sort_keys=True, allow_nan=False).encode("utf-8")

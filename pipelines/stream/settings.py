@@ -26,8 +26,10 @@ class StreamSettings:
     Attributes:
         bootstrap: Kafka brokers, ``host:port[,...]``; None: an embedded local broker,
             started by ``broker.kafka_for`` (which returns settings with its address).
-        input_topic / output_topic / dead_letter_topic: the three topics.
-        output: Parquet root (``scores/`` and ``dead_letters/`` below it); None: no Parquet.
+        input_topic / output_topic / dead_letter_topic / calls_topic: the topics of input
+            events, segment rows, dead letters and call-level rows.
+        output: Parquet root (``scores/``, ``calls/`` and ``dead_letters/`` below it);
+            None: no Parquet.
         group_id: consumer group for committed offsets; this pipeline's alone.
         runtime: ``streaming`` or ``loop`` (see ``stream/runtime.py``).
         max_events: stop after this many events (streaming runtime: per partition).
@@ -52,6 +54,7 @@ class StreamSettings:
     input_topic: str = "sentistream.events"
     output_topic: str = "sentistream.scores"
     dead_letter_topic: str = "sentistream.dead_letters"
+    calls_topic: str = "sentistream.calls"
     output: str | None = "out/stream"
     group_id: str = "sentistream-stream"
     runtime: str = DEFAULT_RUNTIME
@@ -84,8 +87,8 @@ class StreamSettings:
             raise ValueError("the loop runtime polls with kafka-python: use kafka_io='python'")
 
     @property
-    def topics(self) -> tuple[str, str, str]:
-        return (self.input_topic, self.output_topic, self.dead_letter_topic)
+    def topics(self) -> tuple[str, str, str, str]:
+        return (self.input_topic, self.output_topic, self.dead_letter_topic, self.calls_topic)
 
     def _broker(self) -> str:
         if not self.bootstrap:
@@ -102,7 +105,9 @@ class StreamSettings:
         )
 
     def write_config(self) -> KafkaWriteConfig:
-        return KafkaWriteConfig(self._broker(), self.output_topic, self.dead_letter_topic)
+        return KafkaWriteConfig(
+            self._broker(), self.output_topic, self.dead_letter_topic, self.calls_topic
+        )
 
 
 def add_stream_arguments(parser: Any) -> None:

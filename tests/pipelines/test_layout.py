@@ -29,7 +29,7 @@ def test_a_run_writes_under_staging_and_publishes_only_finished_files(tmp_path):
     from sentistream.pipelines.layout import STAGING_DIR, OutputPaths
 
     paths = OutputPaths.for_run(str(tmp_path), "RUN", dt.date(2026, 1, 2))
-    staged = paths.staged(paths.scores_prefix)
+    staged = paths.staged(SCORES_DIR)
     assert staged.startswith(f"{tmp_path}/{STAGING_DIR}/run-RUN/")
     os.makedirs(os.path.dirname(staged))
     for shard in ("-00000-of-00002.parquet", "-00001-of-00002.parquet"):

@@ -4,6 +4,8 @@ locally (never a Prism download), ``--workers N`` as FnApiRunner multi-processin
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from apache_beam.options.pipeline_options import (
     DirectOptions,
@@ -124,8 +126,9 @@ def test_inputs_are_redistributed_before_scoring():
 
     refs = [VideoRef(uri=f"/media/{i}.mp4") for i in range(4)]
     pipeline = beam.Pipeline(options=beam_options([], workers=2))
-    build(pipeline, refs, PipelineConfig(), OutputPaths("/tmp/s", "/tmp/d", "/tmp/staging"))
+    paths = OutputPaths.for_run("/tmp/out", "RUN", dt.date(2026, 1, 2))
+    build(pipeline, refs, PipelineConfig(), paths)
     names = [t.unique_name for t in pipeline.to_runner_api().components.transforms.values()]
-    before_score = [n for n in names if not n.startswith(("Score", "Write", "Dead"))]
+    before_score = [n for n in names if not n.startswith(("Score", "Write", "Dead", "Calls"))]
     # A Reshuffle transform proper (Create's empty "MaybeReshuffle" wrapper does not count).
     assert any("Reshuffle" in n.split("/") for n in before_score), sorted(before_score)

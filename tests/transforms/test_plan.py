@@ -24,7 +24,7 @@ from sentistream.transforms.decode import DecodeAndSegmentFn, iter_segments
 from sentistream.transforms.media.captions import Cue
 from sentistream.transforms.plan import ORDER, DataPath, plan
 from sentistream.transforms.policy import parse_rules
-from sentistream.transforms.records import VideoRef
+from sentistream.transforms.records import RecordingEnd, SegmentRecord, VideoRef
 from sentistream.transforms.schema import ScoreRow
 from sentistream.transforms.score import ScoreVideos
 
@@ -93,13 +93,18 @@ def test_drops_follow_the_step_list_not_the_step():
 def test_records_carry_only_what_is_asked(clip: Path):
     cfg = PipelineConfig()
     ref = VideoRef(uri=str(clip))
-    full = list(iter_segments(ref, cfg.decode, cfg.segment, cfg.policy))
+    *full, end = iter_segments(ref, cfg.decode, cfg.segment, cfg.policy)
+    assert isinstance(end, RecordingEnd) and end.segments == len(full) and end.tracks == 1
+    assert end.duration_s == pytest.approx(8.0, abs=0.1)
+    # the tone's RMS level: 20 log10(0.3 / sqrt(2)) = -13.5 dBFS, after AAC coding
+    assert all(r.level_dbfs == pytest.approx(-13.5, abs=1.0) for r in full)
     assert full[0].segmenter == "captions" and full[0].caption == CAPTION
     assert all(r.policy is None for r in full)  # decided by the DecidePolicy step
     assert sum(len(r.frames) for r in full) > 0 and all(r.audio is not None for r in full)
-    bare = list(iter_segments(ref, cfg.decode, cfg.segment, cfg.policy, carry=()))
+    *bare, _ = iter_segments(ref, cfg.decode, cfg.segment, cfg.policy, carry=())
     assert [r.segment_id for r in bare] == [r.segment_id for r in full]
     assert all(r.frames == () and r.audio is None and r.caption is None for r in bare)
+    assert [r.level_dbfs for r in bare] == [r.level_dbfs for r in full]  # without the audio
 
 
 def _decode_frames(clip: Path, cfg: PipelineConfig) -> tuple[int, int]:
@@ -115,7 +120,7 @@ def _decode_frames(clip: Path, cfg: PipelineConfig) -> tuple[int, int]:
     query = MetricsFilter().with_namespace("sentistream.decode").with_name("frames")
     (counter,) = result.metrics().query(query)["counters"]
     records = iter_segments(ref, path.decode, cfg.segment, cfg.policy, carry=path.carried)
-    return counter.committed, sum(len(r.frames) for r in records)
+    return counter.committed, sum(len(r.frames) for r in records if isinstance(r, SegmentRecord))
 
 
 def test_no_frame_is_decoded_or_carried_when_no_rule_enables_face(clip: Path):
@@ -133,14 +138,16 @@ def test_the_whole_transform_without_models_gives_rows_and_no_frames(clip: Path)
         lambda r: (
             (r.segmenter, r.transcript, r.face_reason, r.text_reason, r.policy_rule)
             if isinstance(r, ScoreRow)
-            else r
+            else (type(r).__name__, r.segments, r.talk_time_s, r.words, r.fused_label)
         )
     )
     off = "disabled_by_policy"
     assert_that(
         summary,
         equal_to(
-            [("captions", CAPTION, off, off, "role:*")] + [("window", None, off, off, "role:*")] * 2
+            [("captions", CAPTION, off, off, "role:*")]
+            + [("window", None, off, off, "role:*")] * 2
+            + [("CallRow", 3, 1.3, 4, "unknown")]  # 1.3 s of captioned speech, 4 words
         ),
     )
     result = pipeline.run()

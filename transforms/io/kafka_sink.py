@@ -1,8 +1,9 @@
 """The Kafka sink, in pure Python (kafka-python); the source is ``kafka_source``.
 
-``WriteRowsToKafkaFn``: ``ScoreRow`` / ``DeadLetterRow`` -> JSON (``schema.to_json``) keyed
-by segment id, flushed in ``finish_bundle`` (a failed send fails the bundle, so the offsets
-it read are not committed). ``io="xlang"`` selects Beam's cross-language ``WriteToKafka``.
+``WriteRowsToKafkaFn``: ``ScoreRow`` / ``CallRow`` / ``DeadLetterRow`` -> JSON
+(``schema.to_json``) keyed by segment id (call rows: summary id), flushed in
+``finish_bundle`` (a failed send fails the bundle, so the offsets it read are not
+committed). ``io="xlang"`` selects Beam's cross-language ``WriteToKafka``.
 """
 
 from __future__ import annotations
@@ -14,36 +15,38 @@ from typing import Any
 import apache_beam as beam
 
 from sentistream.transforms.io.kafka_config import IO_CHOICES, IO_PYTHON
-from sentistream.transforms.schema import DeadLetterRow, ScoreRow, to_json
+from sentistream.transforms.schema import CallRow, DeadLetterRow, ScoreRow, to_json
 
 HEADERS = [("content-type", b"application/json")]
 
 
-def row_key(row: ScoreRow | DeadLetterRow) -> bytes | None:
-    """Message key: the segment id (compaction and idempotent consumers key on it); a
-    dead letter without one is keyed by its video id, or not at all."""
+def row_key(row: ScoreRow | CallRow | DeadLetterRow) -> bytes | None:
+    """Message key: the segment id (compaction and idempotent consumers key on it), a call
+    row's summary id; a dead letter without a segment id is keyed by its video id."""
+    if isinstance(row, CallRow):
+        return row.summary_id.encode("utf-8")
     key = row.segment_id or (row.video_id if isinstance(row, DeadLetterRow) else None)
     return key.encode("utf-8") if key else None
 
 
 @dataclass(frozen=True)
 class KafkaWriteConfig:
-    """Where rows go: ``ScoreRow`` to ``scores_topic``, ``DeadLetterRow`` to
-    ``dead_letter_topic``. ``producer_config`` adds kafka-python ``KafkaProducer``
-    settings."""
+    """Where rows go: ``ScoreRow`` to ``scores_topic``, ``CallRow`` to ``calls_topic``,
+    ``DeadLetterRow`` to ``dead_letter_topic``. ``producer_config`` adds kafka-python
+    ``KafkaProducer`` settings."""
 
     bootstrap: str
     scores_topic: str
     dead_letter_topic: str
+    calls_topic: str = "sentistream.calls"
     producer_config: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.bootstrap:
             raise ValueError("bootstrap must name at least one broker, got ''")
-        if not self.scores_topic or not self.dead_letter_topic:
-            raise ValueError(
-                f"topics must be non-empty, got {self.scores_topic!r}, {self.dead_letter_topic!r}"
-            )
+        topics = (self.scores_topic, self.dead_letter_topic, self.calls_topic)
+        if not all(topics):
+            raise ValueError(f"topics must be non-empty, got {topics!r}")
 
     def producer_kwargs(self) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
@@ -56,12 +59,14 @@ class KafkaWriteConfig:
         kwargs.update(self.producer_config)
         return kwargs
 
-    def topic_for(self, row: ScoreRow | DeadLetterRow) -> str:
+    def topic_for(self, row: ScoreRow | CallRow | DeadLetterRow) -> str:
         if isinstance(row, ScoreRow):
             return self.scores_topic
+        if isinstance(row, CallRow):
+            return self.calls_topic
         if isinstance(row, DeadLetterRow):
             return self.dead_letter_topic
-        raise TypeError(f"expected ScoreRow or DeadLetterRow, got {type(row).__name__}")
+        raise TypeError(f"expected an output row, got {type(row).__name__}")
 
 
 class WriteRowsToKafkaFn(beam.DoFn):
@@ -82,7 +87,7 @@ class WriteRowsToKafkaFn(beam.DoFn):
     def start_bundle(self) -> None:
         self._pending = []
 
-    def process(self, row: ScoreRow | DeadLetterRow) -> None:
+    def process(self, row: ScoreRow | CallRow | DeadLetterRow) -> None:
         topic = self._config.topic_for(row)
         self._pending.append(
             self._producer.send(topic, key=row_key(row), value=to_json(row), headers=HEADERS)
@@ -104,7 +109,7 @@ class WriteRowsToKafkaFn(beam.DoFn):
 
 
 class WriteRowsToKafka(beam.PTransform):
-    """PCollection[ScoreRow | DeadLetterRow] -> Kafka (``io="python"``: kafka-python DoFn;
+    """PCollection[ScoreRow | CallRow | DeadLetterRow] -> Kafka (``io="python"``: kafka-python DoFn;
     ``io="xlang"``: Beam's cross-language ``WriteToKafka``, one per topic)."""
 
     def __init__(self, config: KafkaWriteConfig, io: str = IO_PYTHON) -> None:
@@ -122,14 +127,14 @@ class WriteRowsToKafka(beam.PTransform):
         cfg = self._config
         producer = {"bootstrap.servers": cfg.bootstrap}
         producer.update({k.replace("_", "."): str(v) for k, v in cfg.producer_config.items()})
-        scores = rows | "OnlyScores" >> beam.Filter(lambda r: isinstance(r, ScoreRow))
-        dead = rows | "OnlyDeadLetters" >> beam.Filter(lambda r: isinstance(r, DeadLetterRow))
-        for label, pcoll, topic in (
-            ("Scores", scores, cfg.scores_topic),
-            ("DeadLetters", dead, cfg.dead_letter_topic),
+        for label, kind, topic in (
+            ("Scores", ScoreRow, cfg.scores_topic),
+            ("Calls", CallRow, cfg.calls_topic),
+            ("DeadLetters", DeadLetterRow, cfg.dead_letter_topic),
         ):
             _ = (
-                pcoll
+                rows
+                | f"Only{label}" >> beam.Filter(lambda r, kind=kind: isinstance(r, kind))
                 | f"{label}ToKV"
                 >> beam.Map(lambda r: (row_key(r) or b"", to_json(r))).with_output_types(
                     tuple[bytes, bytes]

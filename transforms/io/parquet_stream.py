@@ -7,6 +7,7 @@ buffers the rows of one bundle and writes them in ``finish_bundle`` (or earlier,
 within one bundle of being scored. Layout, the same as the batch job's::
 
     ROOT/scores/date=YYYY-MM-DD/stream-<UTC time>-<random>.parquet
+    ROOT/calls/date=YYYY-MM-DD/stream-<UTC time>-<random>.parquet
     ROOT/dead_letters/date=YYYY-MM-DD/stream-<UTC time>-<random>.parquet
 
 ``date`` is the UTC processing date of the row (``processed_at``). Each file is written
@@ -32,28 +33,34 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
 from sentistream.transforms.schema import (
+    CALL_SCHEMA,
     DEAD_LETTER_SCHEMA,
     SCORE_SCHEMA,
+    CallRow,
     DeadLetterRow,
     ScoreRow,
     to_dict,
 )
 
 SCORES_DIR = "scores"
+CALLS_DIR = "calls"
 DEAD_LETTERS_DIR = "dead_letters"
-_KINDS: dict[type, tuple[str, pa.Schema]] = {
+Row = ScoreRow | CallRow | DeadLetterRow
+#: Row type -> (folder, schema): the output layout of every writer.
+KINDS: dict[type, tuple[str, pa.Schema]] = {
     ScoreRow: (SCORES_DIR, SCORE_SCHEMA),
+    CallRow: (CALLS_DIR, CALL_SCHEMA),
     DeadLetterRow: (DEAD_LETTERS_DIR, DEAD_LETTER_SCHEMA),
 }
 
 
 def partition_dir(root: str, kind: str, date_iso: str) -> str:
-    """The folder of ``kind`` (``scores`` or ``dead_letters``) rows of one processing date:
-    the output layout every writer (batch and stream) uses."""
+    """The folder of ``kind`` (``scores``, ``calls`` or ``dead_letters``) rows of one
+    processing date: the output layout every writer (batch and stream) uses."""
     return FileSystems.join(root, kind, f"date={date_iso}")
 
 
-def partition_date(row: ScoreRow | DeadLetterRow) -> str:
+def partition_date(row: Row) -> str:
     """The ``date=`` partition of a row: its UTC processing date."""
     return dt.datetime.fromtimestamp(row.processed_at, dt.UTC).date().isoformat()
 
@@ -96,7 +103,8 @@ class ParquetStreamConfig:
 
 
 class WriteParquetStreamFn(beam.DoFn):
-    """``ScoreRow`` / ``DeadLetterRow`` -> Parquet files (see the module docstring).
+    """``ScoreRow`` / ``CallRow`` / ``DeadLetterRow`` -> Parquet files (see the module
+    docstring).
 
     Args:
         config: where and how often.
@@ -113,9 +121,9 @@ class WriteParquetStreamFn(beam.DoFn):
         self._buffers = {}
         self._first_at = {}
 
-    def process(self, row: ScoreRow | DeadLetterRow) -> None:
-        if type(row) not in _KINDS:
-            raise TypeError(f"expected ScoreRow or DeadLetterRow, got {type(row).__name__}")
+    def process(self, row: Row) -> None:
+        if type(row) not in KINDS:
+            raise TypeError(f"expected an output row, got {type(row).__name__}")
         key = (type(row), partition_date(row))
         buf = self._buffers.setdefault(key, [])
         if not buf:
@@ -134,7 +142,7 @@ class WriteParquetStreamFn(beam.DoFn):
         self._first_at.pop(key, None)
         if not rows:
             return
-        kind, schema = _KINDS[key[0]]
+        kind, schema = KINDS[key[0]]
         stamp = dt.datetime.fromtimestamp(self._clock(), dt.UTC).strftime("%Y%m%dT%H%M%S%f")
         name = f"{self._config.prefix}-{stamp}-{uuid.uuid4().hex[:8]}.parquet"
         path = FileSystems.join(partition_dir(self._config.root, kind, key[1]), name)
@@ -144,7 +152,8 @@ class WriteParquetStreamFn(beam.DoFn):
 
 
 class WriteRowsToParquetStream(beam.PTransform):
-    """PCollection[ScoreRow | DeadLetterRow] -> Parquet files under ``config.root``."""
+    """PCollection[ScoreRow | CallRow | DeadLetterRow] -> Parquet files under
+    ``config.root``."""
 
     def __init__(self, config: ParquetStreamConfig, clock: Callable[[], float] = time.time):
         super().__init__()
