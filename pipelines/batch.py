@@ -2,8 +2,10 @@
 
     python -m sentistream.pipelines.batch --input 'videos/*.mp4' --output out/ [--runner ...]
 
-or ``sentistream run`` (same flags). Output layout (``layout.py``), hive-partitioned by
-processing date:
+or ``sentistream run`` (same flags). An input already scored into OUT by the same models
+and policy is skipped (``resume.py``; ``--rescore`` scores it again); on a terminal a
+progress line shows files done, media seconds, real-time factor and time left. Output
+layout (``layout.py``), hive-partitioned by processing date:
 
     OUT/scores/date=YYYY-MM-DD/run-<RUN_ID>-<shard>.parquet        segments
     OUT/calls/date=YYYY-MM-DD/run-<RUN_ID>-<shard>.parquet         recordings x speakers
@@ -16,6 +18,7 @@ import argparse
 import datetime as dt
 import logging
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +30,9 @@ from sentistream.pipelines.inputs import Inputs, expand_inputs
 from sentistream.pipelines.layout import OutputPaths, new_run_id, prepare_root
 from sentistream.pipelines.logs import configure_logging, default_level
 from sentistream.pipelines.options import BATCH_FLAGS, add_model_arguments, config_from_args
-from sentistream.pipelines.runner import beam_options, counters_of
+from sentistream.pipelines.progress import ProgressDisplay
+from sentistream.pipelines.resume import scored_video_ids
+from sentistream.pipelines.runner import LOCAL_RUNNERS, beam_options, counters_of, runner_of
 from sentistream.transforms.config import PipelineConfig
 from sentistream.transforms.io.parquet_stream import (
     CALLS_DIR,
@@ -35,9 +40,15 @@ from sentistream.transforms.io.parquet_stream import (
     KINDS,
     SCORES_DIR,
 )
+from sentistream.transforms.io.progress import ProgressLog
 from sentistream.transforms.records import VideoRef
 from sentistream.transforms.schema import DeadLetterRow, to_dict
-from sentistream.transforms.score import ScoreVideos, split_rows
+from sentistream.transforms.score import (
+    ScoreVideos,
+    configured_fusion_id,
+    configured_model_ids,
+    split_rows,
+)
 
 _LOG = logging.getLogger(__name__)
 KINDS_BY_DIR = dict(KINDS.values())  # folder -> schema
@@ -54,6 +65,8 @@ class BatchSettings:
         output: output root, a local path or URI (``layout.py``).
         workers: local worker processes (FnApiRunner multi-processing when > 1).
         strict: a bad manifest line or glob match is an error, not a dead letter.
+        rescore: score every input, even those OUT already holds (``resume.py``).
+        progress: show progress while a local runner runs (``progress.py``).
     """
 
     inputs: tuple[str, ...] = ()
@@ -62,6 +75,8 @@ class BatchSettings:
     output: str = "out"
     workers: int = 1
     strict: bool = False
+    rescore: bool = False
+    progress: bool = True
 
     def __post_init__(self) -> None:
         if self.workers < 1:
@@ -89,14 +104,16 @@ def build(
     config: PipelineConfig,
     paths: OutputPaths,
     input_dead_letters: Sequence[DeadLetterRow] = (),
+    progress: ProgressLog | None = None,
 ) -> None:
     """Attach the whole batch graph to ``pipeline``; ``input_dead_letters`` (inputs that
-    could not be read at all) go to the dead-letter output with the others."""
+    could not be read at all) go to the dead-letter output with the others; ``progress``
+    is where finished inputs are noted."""
     rows = (
         pipeline
         # Create reshuffles, so inputs spread over workers (one bundle otherwise).
         | "Inputs" >> beam.Create(list(refs))
-        | "Score" >> ScoreVideos(config)
+        | "Score" >> ScoreVideos(config, progress=progress)
     )
     scores, calls, dead = split_rows(rows)
     if input_dead_letters:
@@ -118,10 +135,12 @@ def build(
 
 @dataclass(frozen=True)
 class RunResult:
-    """Where a run wrote, and its counters (``namespace/name`` -> value)."""
+    """Where a run wrote, its counters (``namespace/name`` -> value), and how many inputs
+    it skipped as already scored."""
 
     paths: OutputPaths
     counters: dict[str, int]
+    skipped: int = 0
 
 
 def run_job(
@@ -140,19 +159,40 @@ def run_job(
     now = dt.datetime.now(dt.UTC)
     paths = OutputPaths.for_run(job.output, new_run_id(now), now.date())
     prepare_root(job.output)
+    refs, skipped = _not_yet_scored(refs, job, config)
     _LOG.info(
-        "scoring %d input(s) into %s (%d refused before decoding: dead letters)",
+        "scoring %d input(s) into %s (%d already scored there, skipped%s; %d refused "
+        "before decoding: dead letters)",
         len(refs),
         job.output,
+        skipped,
+        "" if job.rescore else ": --rescore scores them again",
         len(inputs.dead_letters),
     )
+    if not refs and not inputs.dead_letters:
+        return RunResult(paths=paths, counters={}, skipped=skipped)
     if pipeline is None:
         pipeline = beam.Pipeline(options=beam_options(beam_args, workers=job.workers))
-    build(pipeline, refs, config, paths, inputs.dead_letters)
-    result = pipeline.run()
-    result.wait_until_finish()
-    paths.publish()  # only now do the run's files appear under scores/ and dead_letters/
-    return RunResult(paths=paths, counters=counters_of(result))
+    local = runner_of(beam_args) in (None, *LOCAL_RUNNERS)
+    with ProgressDisplay(len(refs)) if job.progress and local else nullcontext() as shown:
+        build(pipeline, refs, config, paths, inputs.dead_letters, shown and shown.log)
+        result = pipeline.run()
+        result.wait_until_finish()
+    paths.publish()  # only now do the run's files appear under scores/, calls/, ...
+    return RunResult(paths=paths, counters=counters_of(result), skipped=skipped)
+
+
+def _not_yet_scored(
+    refs: Sequence[VideoRef], job: BatchSettings, config: PipelineConfig
+) -> tuple[list[VideoRef], int]:
+    """``refs`` without those OUT holds already (unless ``job.rescore``), and how many
+    were left out."""
+    if job.rescore:
+        return list(refs), 0
+    ids = configured_model_ids(config)
+    done = scored_video_ids(job.output, config.policy.policy_id, ids, configured_fusion_id(config))
+    todo = [r for r in refs if r.resolved_id not in done]
+    return todo, len(refs) - len(todo)
 
 
 def run(

@@ -43,7 +43,7 @@ _QUIET = {"stream": logs.STREAM_NOISY, "demo": logs.STREAM_NOISY}
 
 def _cmd_run(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
     from sentistream.pipelines.layout import is_local
-    from sentistream.pipelines.report import summarize
+    from sentistream.pipelines.run_summary import summarize
 
     job = batch.settings_from_args(args)
     if not job.inputs and not job.manifest:
@@ -54,6 +54,11 @@ def _cmd_run(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
         )
         job = dataclasses.replace(job, inputs=(str(sample),))
     result = batch.run_job(job, config_from_args(args), beam_args)
+    if result.skipped:
+        print(
+            f"{result.skipped} input(s) skipped: already scored in {job.output} by the same "
+            "models and policy (--rescore scores them again)"
+        )
     if is_local(job.output):
         print(summarize(result.paths))
     return 0

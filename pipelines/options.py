@@ -269,6 +269,20 @@ BATCH_FLAGS: tuple[Flag, ...] = (
         "(default: it becomes a dead letter and the other inputs run)",
         switch=True,
     ),
+    Flag(
+        "--rescore",
+        "rescore",
+        "score every input again, even those the output already holds scored by the same "
+        "models and policy (default: skip them, so a rerun resumes a backfill)",
+        switch=True,
+    ),
+    Flag(
+        "--no-progress",
+        "progress",
+        "no progress line (default: on a terminal, a line with files done, media seconds, "
+        "real-time factor and time left; otherwise a log line every 30 s)",
+        negate=True,
+    ),
 )
 
 

@@ -24,6 +24,43 @@ def shared_data() -> Path:
     return root
 
 
+AGENT_LINE = "Thank you for calling, my name is Sam, how can I help you today?"
+CUSTOMER_LINE = "My internet has been down for three days and I am really upset about it."
+CALL_SECONDS = 9.0
+CUSTOMER_START_S = 3.0  # while the agent is still talking: overlapping speech
+
+
+@pytest.fixture(scope="session")
+def stereo_call(tmp_path_factory):
+    """A generated stereo call recording (agent left, customer right, the customer
+    starting while the agent talks) with a talking-head video: (path, samples), samples
+    the (2, n) float32 audio at 16 kHz as written."""
+    import numpy as np
+    from skimage import data as skdata
+
+    from sentistream.pipelines.demo.synth import (
+        resample,
+        talking_head_frames,
+        trim_silence,
+        tts,
+        write_media,
+    )
+
+    def voice(text: str) -> np.ndarray:
+        audio, rate = tts(text)
+        return resample(trim_silence(audio), rate, 16000)
+
+    fps = 10.0
+    stereo = np.zeros((2, int(CALL_SECONDS * 16000)), np.float32)
+    agent, customer = voice(AGENT_LINE), voice(CUSTOMER_LINE)
+    stereo[0, 8000 : 8000 + agent.size] = agent[: stereo.shape[1] - 8000]
+    start = int(16000 * CUSTOMER_START_S)
+    stereo[1, start : start + customer.size] = 0.5 * customer[: stereo.shape[1] - start]
+    frames = talking_head_frames(skdata.astronaut(), int(CALL_SECONDS * fps), fps=fps)
+    path = tmp_path_factory.mktemp("call") / "call.mp4"
+    return write_media(path, frames=frames, fps=fps, audio=stereo), stereo
+
+
 def pytest_collection_modifyitems(config, items):
     """Skip ``gpu`` tests where torch sees no CUDA device."""
     if not any("gpu" in item.keywords for item in items):

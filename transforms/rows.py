@@ -24,6 +24,11 @@ MAX_METADATA_CHARS = 16_384
 TRUNCATED_KEY = "_truncated"
 
 
+def fusion_model_id(fusion_id: str, calibration_id: str | None) -> str:
+    """The row's ``fusion_model_id``: the fusion's id, and the calibration's if any."""
+    return fusion_id if calibration_id is None else f"{fusion_id}+calibrated:{calibration_id}"
+
+
 def metadata_json(metadata: Mapping[str, str]) -> str:
     """The row's ``metadata_json``: the metadata as sorted JSON, or, when that is longer
     than ``MAX_METADATA_CHARS``, the keys that fit (in sorted order, values cut to 1,024
@@ -65,7 +70,7 @@ def to_score_row(
     results = record.results
     if learned is not None:
         fused = learned.fuse(results, policy.enabled)
-        fusion_model_id = learned.model_id
+        fused_id = learned.model_id
     else:
         fused = fuse_fixed(
             results,
@@ -73,7 +78,7 @@ def to_score_row(
             neutral_band=config.fusion.neutral_band,
             min_confidence=config.fusion.min_confidence,
         )
-        fusion_model_id = FIXED_RULE_ID
+        fused_id = FIXED_RULE_ID
     face, voice, text = (results.get(m) for m in MODALITIES)
     transcript = record.transcript
     detail = {m: dict(r.detail) for m, r in results.items() if r.detail}
@@ -118,9 +123,9 @@ def to_score_row(
         face_model_id=face.model_id if face else None,
         voice_model_id=voice.model_id if voice else None,
         text_model_id=text.model_id if text else None,
-        fusion_model_id=fusion_model_id
-        if calibration is None
-        else f"{fusion_model_id}+calibrated:{calibration.model_id}",
+        fusion_model_id=fusion_model_id(
+            fused_id, None if calibration is None else calibration.model_id
+        ),
         detail_json=json.dumps(detail, sort_keys=True, default=str),
         metadata_json=metadata_json(record.ref.metadata),
         event_time=record.ref.event_time,

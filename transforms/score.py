@@ -33,7 +33,7 @@ from sentistream.transforms.io.progress import ProgressLog
 from sentistream.transforms.plan import FACE, TRANSCRIPT, VOICE, DataPath, plan
 from sentistream.transforms.policy import apply_policy, enabled_anywhere
 from sentistream.transforms.records import DeadLetter, Element, RecordingEnd
-from sentistream.transforms.rows import to_dead_letter_row, to_score_row
+from sentistream.transforms.rows import fusion_model_id, to_dead_letter_row, to_score_row
 from sentistream.transforms.schema import CallRow, DeadLetterRow, ScoreRow
 from sentistream.transforms.text import TextHandler
 from sentistream.transforms.transcript import settle_captions
@@ -55,6 +55,18 @@ def configured_model_ids(config: PipelineConfig) -> dict[str, str]:
         load_bundle_meta(fusion, expected_kind="fusion").model_id if fusion else FIXED_RULE_ID
     )
     return ids
+
+
+def configured_fusion_id(config: PipelineConfig) -> str:
+    """The ``fusion_model_id`` the configuration writes on its rows."""
+    calibration = config.fusion.calibration
+    if calibration:
+        from sentistream.models.bundle import load_bundle_meta
+
+        cal_id: str | None = load_bundle_meta(calibration, expected_kind="calibration").model_id
+    else:
+        cal_id = None
+    return fusion_model_id(configured_model_ids(config)["fused"], cal_id)
 
 
 def load_fusion(config: PipelineConfig) -> Any | None:

@@ -4,44 +4,15 @@ modality policy that never runs a disabled model (counted through Beam metrics).
 from __future__ import annotations
 
 import duckdb
-import numpy as np
 import pytest
 
 from sentistream.pipelines import batch
-from sentistream.pipelines.demo.synth import (
-    resample,
-    talking_head_frames,
-    trim_silence,
-    tts,
-    write_media,
-)
 
 pytestmark = pytest.mark.slow
-AGENT = "Thank you for calling, my name is Sam, how can I help you today?"
-CUSTOMER = "My internet has been down for three days and I am really upset about it."
 
 
-def _voice(text: str) -> np.ndarray:
-    audio, rate = tts(text)
-    return resample(trim_silence(audio), rate, 16000)
-
-
-@pytest.fixture(scope="module")
-def call(tmp_path_factory):
-    from skimage import data as skdata
-
-    d = tmp_path_factory.mktemp("call")
-    seconds, fps = 9.0, 10.0
-    stereo = np.zeros((2, int(seconds * 16000)), np.float32)
-    agent, customer = _voice(AGENT), _voice(CUSTOMER)
-    stereo[0, 8000 : 8000 + agent.size] = agent[: stereo.shape[1] - 8000]
-    start = 16000 * 3  # the customer starts while the agent is still talking
-    stereo[1, start : start + customer.size] = customer[: stereo.shape[1] - start]
-    frames = talking_head_frames(skdata.astronaut(), int(seconds * fps), fps=fps)
-    return write_media(d / "call.mp4", frames=frames, fps=fps, audio=stereo)
-
-
-def test_roles_per_channel_and_policy_never_runs_disabled_models(call, tmp_path):
+def test_roles_per_channel_and_policy_never_runs_disabled_models(stereo_call, tmp_path):
+    call, _ = stereo_call
     out = tmp_path / "out"
     result = batch.run(
         [

@@ -1,4 +1,5 @@
-"""Read a run's Parquet back and print a short, human summary of it."""
+"""Read a run's Parquet back and print a short, human summary of it (``sentistream run``
+prints it at the end)."""
 
 from __future__ import annotations
 
@@ -24,11 +25,13 @@ def _fmt(value: float | None) -> str:
 def summarize(paths: OutputPaths, max_rows: int = 20) -> str:
     """A table of the first segments and the dead letters of one run (local output only)."""
     scores = read_rows(paths.scores_prefix)
+    calls = read_rows(paths.calls_prefix)
     dead = read_rows(paths.dead_letters_prefix)
     n_scores = 0 if scores is None else scores.num_rows
     n_dead = 0 if dead is None else dead.num_rows
     lines = [
         f"{n_scores} segment rows -> {paths.scores_prefix}*.parquet",
+        f"{0 if calls is None else calls.num_rows} call rows -> {paths.calls_prefix}*.parquet",
         f"{n_dead} dead letters -> {paths.dead_letters_prefix}*.parquet",
     ]
     if scores is not None and n_scores:
@@ -47,6 +50,18 @@ def summarize(paths: OutputPaths, max_rows: int = 20) -> str:
             )
         if n_scores > max_rows:
             lines.append(f"... {n_scores - max_rows} more")
+    if calls is not None and calls.num_rows:
+        lines += ["", f"{'video':<16} {'speaker':<9} {'label':<8} {'fused':>5} {'trend':>5} "
+                  f"{'talk s':>7} {'wpm':>5} {'interrupts':>10}"]  # fmt: skip
+        rows = sorted(calls.to_pylist(), key=lambda r: (r["video_id"], r["channel"], r["speaker"]))
+        for r in rows[:max_rows]:
+            wpm = "-" if r["talk_speed_wpm"] is None else f"{r['talk_speed_wpm']:.0f}"
+            interrupts = "-" if r["interruptions"] is None else str(r["interruptions"])
+            lines.append(
+                f"{r['video_id'][:16]:<16} {r['speaker'][:9]:<9} {r['fused_label']:<8} "
+                f"{_fmt(r['fused_valence'])} {_fmt(r['trend'])} {r['talk_time_s']:7.1f} "
+                f"{wpm:>5} {interrupts:>10}"
+            )
     if dead is not None:
         for r in dead.to_pylist()[:max_rows]:
             lines.append(
