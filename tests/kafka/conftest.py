@@ -44,6 +44,7 @@ class Topics:
     events: str
     scores: str
     dead_letters: str
+    calls: str
     group: str
 
 
@@ -55,7 +56,8 @@ def topics(kafka_bootstrap: str, request: pytest.FixtureRequest) -> Topics:
         events=f"events-{tag}",
         scores=f"scores-{tag}",
         dead_letters=f"dead-{tag}",
+        calls=f"calls-{tag}",
         group=f"group-{tag}",
     )
-    ensure_topics(kafka_bootstrap, [names.events, names.scores, names.dead_letters])
+    ensure_topics(kafka_bootstrap, [names.events, names.scores, names.dead_letters, names.calls])
     return names

@@ -82,5 +82,5 @@ def test_bad_config_and_rows_are_refused(tmp_path):
         ParquetStreamConfig(str(tmp_path), max_rows=0)
     fn = WriteParquetStreamFn(ParquetStreamConfig(str(tmp_path)))
     fn.start_bundle()
-    with pytest.raises(TypeError, match="ScoreRow"):
+    with pytest.raises(TypeError, match="an output row"):
         fn.process({"segment_id": "x"})

@@ -79,6 +79,7 @@ def settings_for(topics, output: Path, **changes) -> StreamSettings:
         input_topic=topics.events,
         output_topic=topics.scores,
         dead_letter_topic=topics.dead_letters,
+        calls_topic=topics.calls,
         output=str(output),
         group_id=topics.group,
         **changes,
@@ -138,6 +139,16 @@ def test_events_in_scores_out_and_bad_events_dead_lettered(topics, clip, tmp_pat
 
     parquet = parquet_rows(out, "scores")
     assert sorted(r["segment_id"] for r in parquet) == sorted(r["segment_id"] for _, r in scores)
+
+    # one call row per good recording, when its last segment was scored; none for the rest
+    calls = consume(topics.bootstrap, topics.calls, expect=2)
+    assert sorted(row["video_id"] for _, row in calls) == ["good-1", "good-2"]
+    for key, row in calls:
+        assert key == row["summary_id"].encode() and row["complete"]
+        assert row["segments"] == len(by_video[row["video_id"]])
+    assert sorted(r["summary_id"] for r in parquet_rows(out, "calls")) == sorted(
+        row["summary_id"] for _, row in calls
+    )
     n = duckdb.sql(
         f"SELECT count(DISTINCT video_id) FROM read_parquet('{out}/scores/**/*.parquet', "
         "hive_partitioning=true)"
@@ -152,6 +163,7 @@ def _stream_process(topics, out: Path, *extra: str) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "sentistream.pipelines.stream"]
     cmd += ["--bootstrap", topics.bootstrap, "--input-topic", topics.events]
     cmd += ["--output-topic", topics.scores, "--dead-letter-topic", topics.dead_letters]
+    cmd += ["--calls-topic", topics.calls]
     cmd += ["--output", str(out), "--group-id", topics.group, "--threads", "1", "--fps", "1"]
     cmd += ["--max-side", "320", "--policy", f"*={modalities}", *extra]
     env = dict(os.environ, OMP_NUM_THREADS="1")

@@ -35,6 +35,7 @@ def _settings(topics, tmp_path, **changes) -> StreamSettings:
         input_topic=topics.events,
         output_topic=topics.scores,
         dead_letter_topic=topics.dead_letters,
+        calls_topic=topics.calls,
         output=str(tmp_path / "out"),
         group_id=topics.group,
         check_exists=False,
