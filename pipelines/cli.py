@@ -6,6 +6,8 @@
     sentistream demo                     # local broker + the sample, streamed end to end
     sentistream train {face,voice,text,fusion} / sentistream evaluate {...}
     sentistream sample --output DIR      # write the demo sample video (and its captions)
+    sentistream dashboard OUT            # a web dashboard over an output root
+    sentistream report VIDEO_ID --output OUT   # one recording as HTML + PNG, to share
 
 ``sentistream SUBCOMMAND --help`` lists every option. Unknown options are passed to Beam
 (e.g. ``--runner=DataflowRunner --project=...``).
@@ -64,6 +66,38 @@ def _cmd_run(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
     return 0
 
 
+def _cmd_dashboard(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
+    from sentistream.pipelines.dashboard.app import serve
+
+    if not Path(args.output).is_dir():
+        raise ValueError(f"{args.output!r} is not an output folder (run `sentistream run` first)")
+    serve(args.output, host=args.host, port=args.port, refresh_s=args.refresh)
+    return 0
+
+
+def _add_dashboard_arguments(parser: Any) -> None:
+    parser.add_argument("output", help="output root of `sentistream run` / `stream`")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=8050, help="port to listen on")
+    parser.add_argument(
+        "--refresh", type=float, default=10.0, help="seconds between re-reads of the output"
+    )
+
+
+def _cmd_report(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
+    from sentistream.pipelines.dashboard.report import write_report
+
+    for path in write_report(args.output, args.video_id, args.to):
+        print(path)
+    return 0
+
+
+def _add_report_arguments(parser: Any) -> None:
+    parser.add_argument("video_id", help="the recording's video_id (as in the output rows)")
+    parser.add_argument("--output", default="out", help="output root holding its rows")
+    parser.add_argument("--to", default=None, help="folder for the files (default OUT/reports)")
+
+
 def _cmd_sample(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
     print(builtin_sample(Path(args.output)))
     return 0
@@ -119,6 +153,22 @@ def build_parser() -> argparse.ArgumentParser:
         demo.add_arguments,
     )
     train_cli.add_parsers(sub)
+    _command(
+        sub,
+        "dashboard",
+        "serve a web dashboard over an output root (DuckDB over its Parquet)",
+        None,
+        _cmd_dashboard,
+        _add_dashboard_arguments,
+    )
+    _command(
+        sub,
+        "report",
+        "write one recording's report (self-contained HTML and a PNG) from an output root",
+        None,
+        _cmd_report,
+        _add_report_arguments,
+    )
     _command(
         sub,
         "sample",
