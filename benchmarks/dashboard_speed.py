@@ -30,6 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sentistream.pipelines.dashboard.queries import CallFilter, OutputStore
+from sentistream.pipelines.resume import scored_video_ids
 from sentistream.transforms.calls import summarize
 from sentistream.transforms.fusion import label_for
 from sentistream.transforms.io.parquet_stream import KINDS, partition_dir
@@ -207,7 +208,17 @@ def query_times(root: Path) -> dict[str, float]:
         store.model_versions,
     )
     filters = CallFilter(roles=("customer",), labels=("negative",))
+    ids = {
+        "text": "text-minilm-ft@1",
+        "face": "face-fer2013-minixception-ft@2+644b13ed",
+        "voice": "voice-whisper-tiny-v3@3+70461b34",
+    }
+    done, resume_s = timed(
+        lambda: scored_video_ids(str(root), "eu-workplace", ids, "fusion-fixed-confweighted@2")
+    )
+    assert len(done) == len({r["video_id"] for r in store.calls(CallFilter(limit=10**9))})
     return {
+        "resume_check": resume_s,
         "overview": timed(lambda: [q() for q in overview])[1],
         "calls": timed(lambda: (store.choices(), store.calls(filters), store.count_calls(filters)))[
             1

@@ -7,7 +7,8 @@ Reports, for a 640x360 25 fps H.264+AAC clip with speech and captions:
   * decode-only time (the limit: nothing can be faster than reading the file),
   * per step of the data path (``transforms/plan.py``), steady state (models already
     loaded): decode+segment (+ policy), face, transcript (captions or speech recognition),
-    voice, text, fuse, as seconds and real-time factor (video seconds per wall second),
+    voice, text, fuse, calls (the call-level rows), as seconds and real-time factor
+    (video seconds per wall second),
   * the whole ``sentistream run`` command in a fresh process: wall time (with interpreter,
     Beam and model start-up), its real-time factor, the ratio to decode-only, peak RSS,
   * with ``--long-minutes``: the same command on a long clip, to show memory stays flat.
@@ -28,6 +29,7 @@ from pathlib import Path
 from sentistream.pipelines.demo.clips import spoken_clip
 from sentistream.pipelines.options import add_model_arguments, config_from_args
 from sentistream.transforms.asr import AsrHandler
+from sentistream.transforms.calls import summarize
 from sentistream.transforms.config import PipelineConfig
 from sentistream.transforms.decode import iter_segments
 from sentistream.transforms.face import FaceHandler
@@ -111,15 +113,15 @@ def stages(clip: Path, seconds: float, config: PipelineConfig, *, asr: bool) -> 
     ref = VideoRef(uri=str(clip))
     report: dict = {"steps": list(path.steps)}
     _, report["decode_only_s"] = timed(lambda: sum(1 for _ in iter_chunks(str(clip), path.decode)))
-    records, report["decode_segment_s"] = timed(
+    elements, report["decode_segment_s"] = timed(
         lambda: [
             apply_policy(r, config.policy)
             for r in iter_segments(
                 ref, path.decode, config.segment, config.policy, carry=path.carried
             )
-            if isinstance(r, SegmentRecord)
         ]
     )
+    *records, end = elements
     report["segments"] = len(records)
     for step in path.steps:
         handler, batch = _handler(step, path, config)
@@ -131,10 +133,14 @@ def stages(clip: Path, seconds: float, config: PipelineConfig, *, asr: bool) -> 
         lambda: [to_score_row(r, config, 0.0) for r in records if isinstance(r, SegmentRecord)]
     )
     report["rows"] = len(rows)
+    calls, report["calls_s"] = timed(
+        lambda: summarize(rows, end, neutral_band=config.fusion.neutral_band, processed_at=0.0)
+    )
+    report["call_rows"] = len(calls)
     report["present"] = {
         m: sum(getattr(r, f"{m}_present") for r in rows) for m in ("face", "voice", "text")
     }
-    names = ["decode_segment", *path.steps, "fuse"]
+    names = ["decode_segment", *path.steps, "fuse", "calls"]
     steady = sum(report[f"{k}_s"] for k in names)
     report["steady_state_s"] = steady
     report["steady_state_rtf"] = seconds / steady
