@@ -1,11 +1,11 @@
 """``sentistream dashboard OUT``: a local web app over an output root.
 
-Built on Plotly Dash: the charts are Plotly figures, the pages Dash components, the
-server Flask; every number comes from a DuckDB query (``queries.py``) run on the server,
-so the browser only draws. Chosen over Streamlit (which reruns the whole script per
-interaction, and whose pages are harder to drive from a test browser) and Panel (a
-larger stack for what is here); Dash serves its JavaScript from the installed package,
-so it works offline. Pages:
+Built on Plotly Dash: the charts are Plotly figures, the tables AG Grid (dash-ag-grid,
+Dash's maintained grid), the pages Dash components, the server Flask; every number comes
+from a DuckDB query (``queries.py``) run on the server, so the browser only draws.
+Chosen over Streamlit (which reruns the whole script per interaction, and whose pages
+are harder to drive from a test browser) and Panel (a larger stack for what is here);
+Dash serves its JavaScript from the installed package, so it works offline. Pages:
 
 - ``/``: overview: recordings per day, sentiment by role, modality coverage and the
   reasons scores are missing, model versions, dead letters;
@@ -23,7 +23,8 @@ import urllib.parse
 from collections.abc import Sequence
 from typing import Any
 
-from dash import Dash, Input, Output, State, dash_table, dcc, html
+import dash_ag_grid as dag
+from dash import Dash, Input, Output, State, dcc, html
 
 from sentistream.pipelines.dashboard import figures
 from sentistream.pipelines.dashboard.queries import CallFilter, OutputStore
@@ -96,15 +97,24 @@ def _kpi(label: str, ident: str) -> html.Div:
     )
 
 
-def _table(rows: Sequence[dict], columns: Sequence[str], ident: str) -> dash_table.DataTable:
-    return dash_table.DataTable(
+def grid(
+    ident: str, columns: Sequence[dict], rows: Sequence[dict] = (), page: int = 15
+) -> dag.AgGrid:
+    """A paged, sortable AG Grid of ``rows`` (every row of a page drawn, for reading)."""
+    return dag.AgGrid(
         id=ident,
-        data=[{c: show(c, r.get(c)) for c in columns} for r in rows],
-        columns=[{"name": c, "id": c} for c in columns],
-        page_size=15,
-        style_cell={"fontFamily": "sans-serif", "fontSize": 13, "padding": "4px"},
-        style_header={"fontWeight": "bold"},
+        rowData=list(rows),
+        columnDefs=list(columns),
+        defaultColDef={"sortable": True, "resizable": True},
+        columnSize="sizeToFit",
+        dashGridOptions={"domLayout": "autoHeight", "pagination": True, "paginationPageSize": page},
+        style={"height": None, "fontSize": 13},
     )
+
+
+def _table(rows: Sequence[dict], columns: Sequence[str], ident: str) -> dag.AgGrid:
+    data = [{c: show(c, r.get(c)) for c in columns} for r in rows]
+    return grid(ident, [{"field": c} for c in columns], data)
 
 
 def overview_page() -> html.Div:
@@ -170,16 +180,14 @@ def calls_page(store: OutputStore) -> html.Div:
                 ]
             ),
             html.P(id="calls-count"),
-            dash_table.DataTable(
-                id="calls-table",
-                columns=[
-                    {"name": h, "id": c, "presentation": "markdown" if c == "video_id" else "input"}
+            grid(
+                "calls-table",
+                [
+                    {"field": c, "headerName": h}
+                    | ({"cellRenderer": "markdown"} if c == "video_id" else {})
                     for c, h in LIST_COLUMNS
                 ],
-                page_size=25,
-                sort_action="native",
-                style_cell={"fontFamily": "sans-serif", "fontSize": 13, "padding": "4px"},
-                style_header={"fontWeight": "bold"},
+                page=25,
             ),
         ]
     )
@@ -303,7 +311,7 @@ def build_app(root: str, refresh_s: float = 10.0) -> Dash:
         )
 
     @app.callback(
-        Output("calls-table", "data"),
+        Output("calls-table", "rowData"),
         Output("calls-count", "children"),
         Input("f-dates", "start_date"),
         Input("f-dates", "end_date"),

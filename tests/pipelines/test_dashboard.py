@@ -77,7 +77,7 @@ def test_overview_numbers_equal_duckdb(site, output):
         "dead-letters": str(dead),
     }
     # the missing-reasons table: per modality and reason, the segments without a score
-    cells = wait_for(driver, "#missing-table td[data-dash-column='segments']", bool)
+    cells = wait_for(driver, "#missing-table .ag-cell[col-id='segments']", bool)
     expected = [
         n
         for m in ("face", "voice", "text")
@@ -102,7 +102,7 @@ def test_call_list_filters_and_counts(site, output):
     ((some,),) = sql(output, "SELECT count(*) FROM {calls} WHERE contains(video_id, 'call-00001')")
     wait_for(driver, "#calls-count", lambda t: t.startswith(f"{some} call rows"))
     assert some == 20  # call-000010 .. 000019, two speakers each
-    links = wait_for(driver, "#calls-table td[data-dash-column='video_id']", bool)
+    links = wait_for(driver, "#calls-table .ag-cell[col-id='video_id']", bool)
     assert all(t.startswith("call-00001") for t in links)
 
 
