@@ -27,6 +27,7 @@ every column; the rules:
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import math
 from collections import defaultdict
@@ -105,18 +106,17 @@ def _overlap(a: Sequence[Interval], b: Sequence[Interval]) -> float:
 
 def interruptions(turns: dict[SpeakerKey, list[Interval]]) -> dict[SpeakerKey, tuple[int, float]]:
     """Per speaker: how many of its turns interrupt another speaker (see the module
-    docstring), and how long it talks over the others in all."""
+    docstring), and how long it talks over the others in all. O(n log n) in the turns."""
     out: dict[SpeakerKey, tuple[int, float]] = {}
     for key, own in turns.items():
-        others = [t for k, ts in turns.items() if k != key for t in ts]
-        count = sum(
-            any(
-                o_start < start < o_end and min(o_end, end) - start >= INTERRUPTION_MIN_OVERLAP_S
-                for o_start, o_end in others
-            )
-            for start, end in own
-        )
-        out[key] = (count, round(_overlap(own, merge(others)), 3))
+        others = merge(t for k, ts in turns.items() if k != key for t in ts)
+        starts = [s for s, _ in others]
+        count = 0
+        for start, end in own:
+            i = bisect.bisect_left(starts, start) - 1  # the other talk begun before `start`
+            if i >= 0 and start < others[i][1]:
+                count += min(others[i][1], end) - start >= INTERRUPTION_MIN_OVERLAP_S
+        out[key] = (count, round(_overlap(own, others), 3))
     return out
 
 
@@ -211,31 +211,44 @@ def summarize(
             lambda r: r.fused_label,
             neutral_band,
         )
-        per_modality = {
-            m: _label_summary(
+        fields: dict[str, object] = {}
+        for m in MODALITIES:
+            valence, label, confidence = _label_summary(
                 rs,
                 lambda r, m=m: getattr(r, f"{m}_valence") if getattr(r, f"{m}_present") else None,
                 lambda r, m=m: getattr(r, f"{m}_confidence"),
                 lambda r, m=m: label_for(getattr(r, f"{m}_valence"), neutral_band),
                 neutral_band,
             )
-            for m in MODALITIES
-        }
-        coverage = {m: _coverage(speech or rs, m) for m in MODALITIES}
+            covered, missing = _coverage(speech or rs, m)
+            fields |= {
+                f"{m}_valence": valence,
+                f"{m}_label": label,
+                f"{m}_confidence": confidence,
+                f"{m}_coverage": covered,
+                f"{m}_missing_reason": missing,
+            }
+        for name, extreme in (("most_negative", worst), ("most_positive", best)):
+            fields |= {
+                f"{name}_segment_id": extreme[0].segment_id if extreme else None,
+                f"{name}_start_s": extreme[0].start_s if extreme else None,
+                f"{name}_valence": _round(extreme[1]) if extreme else None,
+            }
+        fields |= {f"valence_q{k}": _round(q) for k, q in enumerate(quarters, start=1)}
+        first, last = quarters[0], quarters[-1]
         with_words = [r for r in speech if r.transcript and r.transcript.strip()]
         words = sum(len(r.transcript.split()) for r in with_words if r.transcript)
         words_time = sum(map(_duration, with_words))
         interrupts = overlaps.get((channel, speaker))
-        first = rs[0]
         out.append(
             CallRow(
                 schema_version=SCHEMA_VERSION,
-                summary_id=summary_id(first.video_id, channel, speaker),
-                video_id=first.video_id,
-                source_uri=first.source_uri,
+                summary_id=summary_id(rs[0].video_id, channel, speaker),
+                video_id=rs[0].video_id,
+                source_uri=rs[0].source_uri,
                 channel=channel,
                 speaker=speaker,
-                role=first.role,
+                role=rs[0].role,
                 recording_duration_s=end.duration_s,
                 speakers=len(by_speaker),
                 segments=len(rs),
@@ -243,34 +256,7 @@ def summarize(
                 fused_valence=fused_summary[0],
                 fused_label=fused_summary[1] or "unknown",
                 fused_confidence=fused_summary[2],
-                face_valence=per_modality["face"][0],
-                face_label=per_modality["face"][1],
-                face_confidence=per_modality["face"][2],
-                voice_valence=per_modality["voice"][0],
-                voice_label=per_modality["voice"][1],
-                voice_confidence=per_modality["voice"][2],
-                text_valence=per_modality["text"][0],
-                text_label=per_modality["text"][1],
-                text_confidence=per_modality["text"][2],
-                valence_q1=_round(quarters[0]),
-                valence_q2=_round(quarters[1]),
-                valence_q3=_round(quarters[2]),
-                valence_q4=_round(quarters[3]),
-                trend=_round(quarters[3] - quarters[0])
-                if quarters[0] is not None and quarters[3] is not None
-                else None,
-                most_negative_segment_id=worst[0].segment_id if worst else None,
-                most_negative_start_s=worst[0].start_s if worst else None,
-                most_negative_valence=_round(worst[1]) if worst else None,
-                most_positive_segment_id=best[0].segment_id if best else None,
-                most_positive_start_s=best[0].start_s if best else None,
-                most_positive_valence=_round(best[1]) if best else None,
-                face_coverage=coverage["face"][0],
-                voice_coverage=coverage["voice"][0],
-                text_coverage=coverage["text"][0],
-                face_missing_reason=coverage["face"][1],
-                voice_missing_reason=coverage["voice"][1],
-                text_missing_reason=coverage["text"][1],
+                trend=_round(last - first) if first is not None and last is not None else None,
                 talk_time_s=round(_total(merge((r.start_s, r.end_s) for r in speech)), 3),
                 non_talk_time_s=round(non_talk, 3),
                 words=words,
@@ -286,6 +272,7 @@ def summarize(
                 metadata_json=metadata_json(end.ref.metadata),
                 event_time=end.ref.event_time,
                 processed_at=processed_at,
+                **fields,  # type: ignore[arg-type]
             )
         )
     return out

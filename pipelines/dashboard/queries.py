@@ -83,7 +83,8 @@ class OutputStore:
         self._con.execute("SET threads TO 2")
 
     def _glob(self, kind: str) -> str:
-        return str(Path(self.root) / kind / "date=*" / "*.parquet")
+        """The kind's files as a SQL string literal's content (quotes doubled)."""
+        return str(Path(self.root) / kind / "date=*" / "*.parquet").replace("'", "''")
 
     def _files(self, kind: str) -> tuple[tuple[str, int, int], ...]:
         out = []

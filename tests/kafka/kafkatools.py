@@ -41,6 +41,22 @@ def consume(
         consumer.close(autocommit=False)
 
 
+def settings_for(topics, output, **changes):
+    """``StreamSettings`` on a test's own topics (``conftest.Topics``), Parquet to ``output``."""
+    from sentistream.pipelines.stream.settings import StreamSettings
+
+    return StreamSettings(
+        bootstrap=topics.bootstrap,
+        input_topic=topics.events,
+        output_topic=topics.scores,
+        dead_letter_topic=topics.dead_letters,
+        calls_topic=topics.calls,
+        output=str(output),
+        group_id=topics.group,
+        **changes,
+    )
+
+
 def committed(bootstrap: str, topic: str, group: str, partition: int = 0) -> int | None:
     from kafka import KafkaConsumer, TopicPartition
 

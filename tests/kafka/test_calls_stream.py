@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pyarrow.dataset as ds
 import pytest
-from kafkatools import consume, produce
-from test_stream_e2e import settings_for, stream_config
+from kafkatools import consume, produce, settings_for
+from test_stream_e2e import stream_config
 
 from sentistream.pipelines.batch import BatchSettings, run_job
 from sentistream.pipelines.stream.graph import StreamJob

@@ -15,12 +15,11 @@ from pathlib import Path
 import duckdb
 import pyarrow.dataset as ds
 import pytest
-from kafkatools import committed, consume, make_clip, produce
+from kafkatools import committed, consume, make_clip, produce, settings_for
 
 from sentistream.pipelines.options import RUNTIMES
 from sentistream.pipelines.stream.graph import StreamJob
 from sentistream.pipelines.stream.runtime import run
-from sentistream.pipelines.stream.settings import StreamSettings
 from sentistream.transforms.config import (
     DecodeConfig,
     FaceConfig,
@@ -71,19 +70,6 @@ def stream_config() -> PipelineConfig:
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory) -> Path:
     return make_clip(tmp_path_factory.mktemp("media") / "call.mp4", SENTENCES, duration_s=5.0)
-
-
-def settings_for(topics, output: Path, **changes) -> StreamSettings:
-    return StreamSettings(
-        bootstrap=topics.bootstrap,
-        input_topic=topics.events,
-        output_topic=topics.scores,
-        dead_letter_topic=topics.dead_letters,
-        calls_topic=topics.calls,
-        output=str(output),
-        group_id=topics.group,
-        **changes,
-    )
 
 
 def parquet_rows(root: Path, kind: str) -> list[dict]:

@@ -8,12 +8,11 @@ import time
 
 import apache_beam as beam
 import pytest
-from kafkatools import committed, consume, produce, score_row
+from kafkatools import committed, consume, produce, score_row, settings_for
 
 from sentistream.pipelines.stream.graph import StreamJob
 from sentistream.pipelines.stream.loop import run_loop
 from sentistream.pipelines.stream.runtime import run_streaming
-from sentistream.pipelines.stream.settings import StreamSettings
 from sentistream.transforms.config import PipelineConfig
 from sentistream.transforms.io.events import encode_event
 
@@ -29,18 +28,8 @@ def one_row_scorer(config: PipelineConfig) -> beam.PTransform:
     return beam.ParDo(_OneRowPerEvent())
 
 
-def _settings(topics, tmp_path, **changes) -> StreamSettings:
-    return StreamSettings(
-        bootstrap=topics.bootstrap,
-        input_topic=topics.events,
-        output_topic=topics.scores,
-        dead_letter_topic=topics.dead_letters,
-        calls_topic=topics.calls,
-        output=str(tmp_path / "out"),
-        group_id=topics.group,
-        check_exists=False,
-        **changes,
-    )
+def _settings(topics, tmp_path, **changes):
+    return settings_for(topics, tmp_path / "out", check_exists=False, **changes)
 
 
 @pytest.mark.slow

@@ -170,12 +170,10 @@ def test_segment_ids_are_deterministic(media, tmp_path):
     def ids():
         with test_pipeline.TestPipeline(runner="FnApiRunner") as p:
             rows = p | beam.Create(refs) | ScoreVideos(cfg, clock=lambda: 0.0)
-            keys = rows | "Key" >> beam.Map(
-                lambda r: (
-                    (r.source_uri, r.segment_id, r.modalities_enabled)
-                    if isinstance(r, ScoreRow)
-                    else None
-                )
+            keys = (
+                rows
+                | "Segments" >> beam.Filter(lambda r: isinstance(r, ScoreRow))
+                | "Key" >> beam.Map(lambda r: (r.source_uri, r.segment_id, r.modalities_enabled))
             )
             assert_that(keys, equal_to(expected), label="ids")
 

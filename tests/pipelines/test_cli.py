@@ -20,6 +20,13 @@ def test_parser_registers_every_command():
     assert parser.parse_args(["run"]).func is cli._cmd_run
     assert parser.parse_args(["sample"]).func is cli._cmd_sample
     assert parser.parse_args(["train", "face", "--data", "d", "--out", "o"]).command == "train"
+    assert parser.parse_args(["dashboard", "out"]).func is cli._cmd_dashboard
+    assert parser.parse_args(["report", "v1"]).func is cli._cmd_report
+
+
+def test_dashboard_on_a_folder_that_is_not_there_is_a_one_line_error(tmp_path, capsys):
+    assert cli.main(["dashboard", str(tmp_path / "nothing")]) == 2
+    assert "is not an output folder" in capsys.readouterr().err
 
 
 def test_run_without_the_demo_extra_names_the_extra(monkeypatch, tmp_path, capsys):
