@@ -34,12 +34,7 @@ from sentistream.pipelines.progress import ProgressDisplay
 from sentistream.pipelines.resume import scored_video_ids
 from sentistream.pipelines.runner import LOCAL_RUNNERS, beam_options, counters_of, runner_of
 from sentistream.transforms.config import PipelineConfig
-from sentistream.transforms.io.parquet_stream import (
-    CALLS_DIR,
-    DEAD_LETTERS_DIR,
-    KINDS,
-    SCORES_DIR,
-)
+from sentistream.transforms.io.parquet_stream import KINDS
 from sentistream.transforms.io.progress import ProgressLog
 from sentistream.transforms.records import VideoRef
 from sentistream.transforms.schema import DeadLetterRow, to_dict
@@ -51,7 +46,6 @@ from sentistream.transforms.score import (
 )
 
 _LOG = logging.getLogger(__name__)
-KINDS_BY_DIR = dict(KINDS.values())  # folder -> schema
 
 
 @dataclass(frozen=True)
@@ -115,18 +109,14 @@ def build(
         | "Inputs" >> beam.Create(list(refs))
         | "Score" >> ScoreVideos(config, progress=progress)
     )
-    scores, calls, dead = split_rows(rows)
+    parts = split_rows(rows)
     if input_dead_letters:
         bad = pipeline | "InputDeadLetters" >> beam.Create(list(input_dead_letters))
-        dead = (dead, bad) | "AllDeadLetters" >> beam.Flatten()
-    for label, pcoll, kind in (
-        ("Scores", scores, SCORES_DIR),
-        ("Calls", calls, CALLS_DIR),
-        ("DeadLetters", dead, DEAD_LETTERS_DIR),
-    ):
-        schema = KINDS_BY_DIR[kind]
+        parts[DeadLetterRow] = (parts[DeadLetterRow], bad) | "AllDeadLetters" >> beam.Flatten()
+    for row_type, (kind, schema) in KINDS.items():
+        label = kind.title().replace("_", "")  # Scores, Calls, DeadLetters
         _ = (
-            pcoll
+            parts[row_type]
             | f"{label}ToDict" >> beam.Map(to_dict)
             | f"Write{label}"
             >> WriteToParquet(paths.staged(kind), schema, file_name_suffix=".parquet")

@@ -50,6 +50,8 @@ _LOG = logging.getLogger(__name__)
 MAX_CAPTION_BYTES = 16 << 20
 MAX_CUES = 20_000
 STAGE_CAPTIONS = "captions"
+STAGE_DECODE = "decode"
+STAGE_SEGMENT = "segment"  # decoded, but no segment at all
 
 
 class CaptionError(ValueError):
@@ -241,7 +243,7 @@ class DecodeAndSegmentFn(beam.DoFn):
     def process(self, ref: VideoRef) -> Iterator[SegmentRecord | RecordingEnd | DeadLetter]:
         self._videos.inc()
         emitted = 0
-        stage = "decode"
+        stage = STAGE_DECODE
         cues: list[Cue] = []
         if self._segment_cfg.prefer_captions:
             try:
@@ -262,7 +264,7 @@ class DecodeAndSegmentFn(beam.DoFn):
             ):
                 if isinstance(record, RecordingEnd):
                     if emitted == 0:
-                        stage = "segment"
+                        stage = STAGE_SEGMENT
                         raise ValueError(
                             "the media decoded but has no duration: no segment to score"
                         )

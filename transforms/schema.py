@@ -171,6 +171,8 @@ def arrow_schema(record_type: type) -> pa.Schema:
     return pa.schema(fields, metadata={"sentistream.schema_version": SCHEMA_VERSION})
 
 
+#: Every kind of output row, in the order the sinks list them.
+ROW_TYPES: tuple[type, ...] = (ScoreRow, CallRow, DeadLetterRow)
 SCORE_SCHEMA = arrow_schema(ScoreRow)
 CALL_SCHEMA = arrow_schema(CallRow)
 DEAD_LETTER_SCHEMA = arrow_schema(DeadLetterRow)

@@ -26,7 +26,7 @@ from apache_beam.ml.inference.base import RunInference
 from sentistream.transforms.asr import AsrHandler
 from sentistream.transforms.calls import OpenRecordings
 from sentistream.transforms.config import PipelineConfig
-from sentistream.transforms.decode import DecodeAndSegmentFn
+from sentistream.transforms.decode import STAGE_DECODE, STAGE_SEGMENT, DecodeAndSegmentFn
 from sentistream.transforms.face import FaceHandler
 from sentistream.transforms.fusion import FIXED_RULE_ID
 from sentistream.transforms.io.progress import ProgressLog
@@ -34,7 +34,7 @@ from sentistream.transforms.plan import FACE, TRANSCRIPT, VOICE, DataPath, plan
 from sentistream.transforms.policy import apply_policy, enabled_anywhere
 from sentistream.transforms.records import DeadLetter, Element, RecordingEnd
 from sentistream.transforms.rows import fusion_model_id, to_dead_letter_row, to_score_row
-from sentistream.transforms.schema import CallRow, DeadLetterRow, ScoreRow
+from sentistream.transforms.schema import ROW_TYPES, CallRow, DeadLetterRow, ScoreRow
 from sentistream.transforms.text import TextHandler
 from sentistream.transforms.transcript import settle_captions
 from sentistream.transforms.voice import VoiceHandler
@@ -100,7 +100,7 @@ def load_calibration(config: PipelineConfig) -> Any | None:
 
 
 #: Dead-letter stages after which nothing more of the input comes (no call row then).
-FINAL_STAGES = ("decode", "segment")
+FINAL_STAGES = (STAGE_DECODE, STAGE_SEGMENT)
 
 
 class FuseFn(beam.DoFn):
@@ -213,10 +213,9 @@ class ScoreVideos(beam.PTransform):
         return RunInference(TextHandler(cfg.text, drop))
 
 
-_KIND_INDEX = {ScoreRow: 0, CallRow: 1, DeadLetterRow: 2}
-
-
-def split_rows(rows):
-    """Route rows to three PCollections: (scores, calls, dead_letters)."""
-    parts = rows | "SplitRows" >> beam.Partition(lambda row, _: _KIND_INDEX[type(row)], 3)
-    return parts[0], parts[1], parts[2]
+def split_rows(rows) -> dict[type, beam.PCollection]:
+    """Route rows to one PCollection per row type of ``schema.ROW_TYPES``."""
+    parts = rows | "SplitRows" >> beam.Partition(
+        lambda row, _: ROW_TYPES.index(type(row)), len(ROW_TYPES)
+    )
+    return dict(zip(ROW_TYPES, parts, strict=True))

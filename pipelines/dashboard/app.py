@@ -151,7 +151,7 @@ def overview_page() -> html.Div:
 
 
 def calls_page(store: OutputStore) -> html.Div:
-    choices = store.choices() if store.has("calls") else {}
+    choices = store.choices()  # empty lists while there is no call row yet
 
     def pick(ident: str, key: str, placeholder: str) -> dcc.Dropdown:
         return dcc.Dropdown(

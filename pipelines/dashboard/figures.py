@@ -56,27 +56,39 @@ def hover_text(row: Row) -> str:
     return "<br>".join(lines)
 
 
+def lanes_of(segments: Sequence[Row]) -> list[tuple[tuple[int, str], list[Row]]]:
+    """(lane key, its segments) per speaker, in lane order."""
+    keys = sorted({lane_key(r) for r in segments})
+    return [(k, [r for r in segments if lane_key(r) == k]) for k in keys]
+
+
+def spans(rows: Sequence[Row], series: str) -> list[tuple[float, float, float]]:
+    """(start, end, valence) of the segments where ``series`` has a score."""
+    column = f"{series}_valence"
+    return [
+        (r["start_s"], r["end_s"], r[column])
+        for r in rows
+        if r[column] is not None and (series == "fused" or r[f"{series}_present"])
+    ]
+
+
 def timeline(segments: Sequence[Row], title: str = "") -> go.Figure:
     """One lane per speaker; see the module docstring."""
-    lanes = sorted({lane_key(r) for r in segments})
+    lanes = lanes_of(segments)
     fig = make_subplots(
         rows=max(1, len(lanes)),
         cols=1,
         shared_xaxes=True,
         vertical_spacing=0.08,
-        subplot_titles=[lane_name(k) for k in lanes] or ["no segments"],
+        subplot_titles=[lane_name(k) for k, _ in lanes] or ["no segments"],
     )
-    for i, key in enumerate(lanes, start=1):
-        rows = [r for r in segments if lane_key(r) == key]
+    for i, (_, rows) in enumerate(lanes, start=1):
         for series in SERIES:
-            column = f"{series}_valence"
             xs: list[float | None] = []
             ys: list[float | None] = []
-            for r in rows:
-                if r[column] is None or (series != "fused" and not r[f"{series}_present"]):
-                    continue
-                xs += [r["start_s"], r["end_s"], None]
-                ys += [r[column], r[column], None]
+            for start, end, value in spans(rows, series):
+                xs += [start, end, None]
+                ys += [value, value, None]
             fig.add_trace(
                 go.Scatter(
                     x=xs,

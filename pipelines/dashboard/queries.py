@@ -96,9 +96,6 @@ class OutputStore:
             out.append((str(path), st.st_size, st.st_mtime_ns))
         return tuple(out)
 
-    def has(self, kind: str) -> bool:
-        return any((Path(self.root) / kind).glob("date=*/*.parquet"))
-
     def _read(self, kind: str) -> str:
         return f"read_parquet('{self._glob(kind)}', hive_partitioning = true, union_by_name = true)"
 
@@ -230,7 +227,7 @@ class OutputStore:
             "SELECT DISTINCT m FROM (SELECT unnest([face_model_id, voice_model_id, "
             "text_model_id, fusion_model_id]) AS m FROM {calls}) WHERE m IS NOT NULL ORDER BY m"
         )
-        out = rows[0] if rows else {"roles": [], "labels": [], "policies": []}
+        out = dict(rows[0]) if rows else {"roles": [], "labels": [], "policies": []}
         out["models"] = [r["m"] for r in models]
         return out
 

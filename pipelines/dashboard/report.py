@@ -83,26 +83,21 @@ def timeline_png(segments: Sequence[dict], path: Path, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    lanes = sorted({figures.lane_key(r) for r in segments}) or [(0, "none")]
+    lanes = figures.lanes_of(segments) or [((0, "none"), [])]
     fig, axes = plt.subplots(len(lanes), 1, figsize=(11, 2.6 * len(lanes) + 0.8), sharex=True)
     axes = [axes] if len(lanes) == 1 else list(axes)
-    for ax, key in zip(axes, lanes, strict=True):
-        rows = [r for r in segments if figures.lane_key(r) == key]
+    for ax, (key, rows) in zip(axes, lanes, strict=True):
         for series in figures.SERIES:
-            column = f"{series}_valence"
-            first = True
-            for r in rows:
-                if r[column] is None or (series != "fused" and not r[f"{series}_present"]):
-                    continue
+            drawn = figures.spans(rows, series)
+            if drawn:
                 ax.hlines(
-                    r[column],
-                    r["start_s"],
-                    r["end_s"],
+                    [v for _, _, v in drawn],
+                    [s for s, _, _ in drawn],
+                    [e for _, e, _ in drawn],
                     color=figures.COLORS[series],
                     linewidth=4 if series == "fused" else 1.5,
-                    label=series if first else None,
+                    label=series,
                 )
-                first = False
         for m, y in figures.MISSING_Y.items():
             xs = [(r["start_s"] + r["end_s"]) / 2 for r in rows if not r[f"{m}_present"]]
             if xs:
