@@ -89,6 +89,31 @@ MODEL_FLAGS: tuple[Flag, ...] = (
         "decode.max_decode_s",
         "limit: wall-clock seconds decoding one input may take",
     ),
+    Flag(
+        "--live-host",
+        "live.allowed_hosts",
+        "live stream URLs (live_uri events) may name this host (repeatable; '*': any; "
+        "default: live URLs are refused)",
+        repeat=True,
+    ),
+    Flag(
+        "--live-stall-timeout",
+        "live.stall_timeout_s",
+        "a live URL without media for this long has ended (a dead letter says it stalled)",
+    ),
+    Flag(
+        "--live-partial-every",
+        "live.partial_every_s",
+        "a live turn still open gets a partial row this often, seconds (0: final rows only)",
+    ),
+    Flag("--live-max-calls", "live.max_calls", "limit: live calls open at once per worker"),
+    Flag("--live-max-duration", "live.max_s", "limit: a live call is cut after this long (s)"),
+    Flag("--live-gap-timeout", "live.gap_timeout_s", "wait this long for a missing chunk"),
+    Flag(
+        "--live-idle-timeout",
+        "live.idle_timeout_s",
+        "a chunked call without chunks for this long has ended",
+    ),
     Flag("--segment-min", "segment.min_s", "shortest speech segment, seconds"),
     Flag("--segment-max", "segment.max_s", "longest segment, seconds"),
     Flag(

@@ -195,7 +195,7 @@ def summarize(
     all_speech = merge(t for ts in turns.values() for t in ts)
     non_talk = max(0.0, end.duration_s - _total(all_speech))
     overlaps = interruptions(turns) if end.tracks > 1 else {}
-    complete = len(rows) == end.segments
+    complete = end.complete and len(rows) == end.segments
     out = []
     for (channel, speaker), rs in sorted(by_speaker.items()):
         rs = sorted(rs, key=lambda r: (r.start_s, r.end_s))
@@ -281,25 +281,38 @@ def summarize(
 class OpenRecordings:
     """The segment rows of recordings whose ``RecordingEnd`` has not come yet.
 
-    The Fuse step keeps one per bundle: every element of a recording comes from one call
-    of the decoder, so its rows and its end arrive in the same bundle, in order (the
-    steps in between are fused per-element steps). Memory: the rows of the recordings
-    of one bundle.
+    The Fuse step keeps one. Every element of a recording file comes from one call of the
+    decoder, so its rows and its end arrive in the same bundle, in order (the steps in
+    between are fused per-element steps), and ``end_bundle`` forgets what is left. A
+    live call spans many bundles: its rows are kept until its end (``live``). Memory:
+    the rows of one bundle's recordings, and of the open live calls (a few hundred bytes
+    of text per segment row).
     """
 
     def __init__(self) -> None:
         self._rows: dict[str, list[ScoreRow]] = {}
+        self._live: set[str] = set()
 
     def __len__(self) -> int:
         return len(self._rows)
 
-    def add(self, row: ScoreRow) -> None:
+    def add(self, row: ScoreRow, *, live: bool = False) -> None:
         self._rows.setdefault(row.video_id, []).append(row)
+        if live:
+            self._live.add(row.video_id)
+
+    def end_bundle(self) -> int:
+        """Forget the recordings (not live calls) still open; returns how many."""
+        stale = [vid for vid in self._rows if vid not in self._live]
+        for vid in stale:
+            del self._rows[vid]
+        return len(stale)
 
     def close(
         self, end: RecordingEnd, *, neutral_band: float, processed_at: float
     ) -> list[CallRow]:
         """The call rows of the recording ``end`` closes; its rows are forgotten."""
+        self._live.discard(end.ref.resolved_id)
         rows = self._rows.pop(end.ref.resolved_id, [])
         if not rows:
             return []
@@ -308,3 +321,4 @@ class OpenRecordings:
     def discard(self, video_id: str) -> None:
         """Forget a recording that ended as a dead letter (no call row for it)."""
         self._rows.pop(video_id, None)
+        self._live.discard(video_id)

@@ -92,7 +92,9 @@ class SegmentConfig:
     min_silence_ms: int = 400
     speech_pad_ms: int = 100
     prefer_captions: bool = True
-    version: str = "seg-v2"  # v2: segment ids include the end time and a repeat ordinal
+    # v3: segment ids are (recording, channel, start, repeat ordinal), not the end time,
+    # so a live turn's partial rows and its final row share one id.
+    version: str = "seg-v3"
 
     def __post_init__(self) -> None:
         _check_positive("min_s", self.min_s)
@@ -224,10 +226,57 @@ class PolicyConfig:
     no_consent_modalities: tuple[str, ...] = ("text",)
 
 
+#: Network protocols FFmpeg may use for a live input (only for hosts in ``allowed_hosts``).
+LIVE_PROTOCOLS: tuple[str, ...] = (
+    "http", "https", "tcp", "tls", "udp", "rtp", "rtsp", "rtmp", "srt", "hls", "crypto",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class LiveConfig:
+    """Live calls: a stream URL in an event (``live_uri``), or numbered media chunks
+    (docs/live.md has the event schema and the guarantees).
+
+    allowed_hosts: hosts a live URL may name (``"*"``: any); empty, the default: live URLs
+        are refused, since a URL in an event would let any producer point the workers at
+        any address.
+    chunk_s: the live decoder hands audio to the segmenter in pieces this long, so a
+        turn closes at most this much after its end.
+    stall_timeout_s: a live URL that gives no media for this long has ended (a dead letter
+        says it stalled; the rows so far stand).
+    max_s: a live call longer than this is cut (a dead letter names the limit).
+    partial_every_s: a speech turn still open gets a ``partial`` row this often, under the
+        ``segment_id`` its final row will have; 0: final rows only.
+    gap_timeout_s / idle_timeout_s / max_held: chunked calls (``transforms/io/chunks.py``):
+        how long a missing chunk is waited for, how long a call without chunks stays open,
+        how many chunks are held waiting for a missing one.
+    max_calls: live calls one worker keeps open at once; more are refused (dead letter).
+    """
+
+    allowed_hosts: tuple[str, ...] = ()
+    chunk_s: float = 0.5
+    stall_timeout_s: float = 10.0
+    max_s: float = 8 * 3600.0
+    partial_every_s: float = 2.0
+    gap_timeout_s: float = 5.0
+    idle_timeout_s: float = 60.0
+    max_held: int = 64
+    max_calls: int = 32
+
+    def __post_init__(self) -> None:
+        for name in ("chunk_s", "stall_timeout_s", "max_s", "gap_timeout_s", "idle_timeout_s"):
+            _check_positive(name, getattr(self, name))
+        if self.partial_every_s < 0:
+            raise ValueError(f"partial_every_s must be >= 0, got {self.partial_every_s!r}")
+        if self.max_held < 1 or self.max_calls < 1:
+            raise ValueError("max_held and max_calls must be >= 1")
+
+
 @dataclass(frozen=True)
 class PipelineConfig:
     decode: DecodeConfig = field(default_factory=DecodeConfig)
     segment: SegmentConfig = field(default_factory=SegmentConfig)
+    live: LiveConfig = field(default_factory=LiveConfig)
     face: FaceConfig = field(default_factory=FaceConfig)
     voice: VoiceConfig = field(default_factory=VoiceConfig)
     asr: AsrConfig = field(default_factory=AsrConfig)

@@ -18,28 +18,29 @@ input ends as scores or as a dead letter.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from typing import Any
 
 import apache_beam as beam
-import numpy as np
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
+from apache_beam.transforms.window import GlobalWindow
+from apache_beam.utils.timestamp import Timestamp
+from apache_beam.utils.windowed_value import WindowedValue
 
-from sentistream.models.audio import SAMPLE_RATE, level_dbfs
-from sentistream.transforms.config import DecodeConfig, PolicyConfig, SegmentConfig
+from sentistream.transforms.config import DecodeConfig, LiveConfig, PolicyConfig, SegmentConfig
 from sentistream.transforms.media.captions import Cue, find_sidecar, parse_captions
 from sentistream.transforms.media.decoding import MediaChunk, MediaInfo, iter_chunks
 from sentistream.transforms.media.limits import MediaLimitError, check_allowed, check_local_input
-from sentistream.transforms.media.segmenting import StreamingSegmenter
+from sentistream.transforms.recording import RecordingSegments
 from sentistream.transforms.records import (
     INPUTS,
     DeadLetter,
-    Frame,
+    Element,
     RecordingEnd,
     SegmentRecord,
     VideoRef,
-    make_segment_id,
 )
 
 _LOG = logging.getLogger(__name__)
@@ -95,31 +96,6 @@ def load_cues(ref: VideoRef, decode_cfg: DecodeConfig) -> list[Cue]:
     return cues
 
 
-@dataclass
-class _ChannelBuffer:
-    """Audio of one channel from ``start_s`` on (16 kHz float32), as a list of chunks."""
-
-    start_s: float = 0.0
-    parts: list[np.ndarray] = field(default_factory=list)
-
-    def append(self, audio: np.ndarray) -> None:
-        self.parts.append(audio)
-
-    def slice(self, start_s: float, end_s: float) -> np.ndarray:
-        data = np.concatenate(self.parts) if len(self.parts) != 1 else self.parts[0]
-        self.parts = [data]
-        lo = max(0, round((start_s - self.start_s) * SAMPLE_RATE))
-        hi = max(lo, round((end_s - self.start_s) * SAMPLE_RATE))
-        return data[lo:hi].copy()
-
-    def trim(self, keep_from_s: float) -> None:
-        data = np.concatenate(self.parts) if self.parts else np.zeros(0, np.float32)
-        cut = max(0, round((keep_from_s - self.start_s) * SAMPLE_RATE))
-        cut = min(cut, data.size)
-        self.parts = [data[cut:]]
-        self.start_s += cut / SAMPLE_RATE
-
-
 def iter_segments(
     ref: VideoRef,
     decode_cfg: DecodeConfig,
@@ -136,10 +112,8 @@ def iter_segments(
     names the inputs the records get (``records.INPUTS``; the others stay empty);
     ``cues``: the caption cues already loaded (None: ``load_cues`` when captions are on).
     """
-    carry = frozenset(carry)
     if cues is None:
         cues = load_cues(ref, decode_cfg) if segment_cfg.prefer_captions else []
-    video_id = ref.resolved_id
     check_allowed(ref.uri, decode_cfg)
     if "://" not in ref.uri:
         check_local_input(ref.uri, decode_cfg)  # before opening: a FIFO would block it
@@ -147,77 +121,21 @@ def iter_segments(
         chunks = iter_chunks(f, decode_cfg)
         info = next(chunks)
         assert isinstance(info, MediaInfo)
-        # With captions the recording is one downmixed track cut at the cues: cues do not
-        # say which channel spoke.
-        n_tracks = 1 if (cues or not info.has_audio) else max(1, info.channels)
-        segmenters = [StreamingSegmenter(segment_cfg, cues=cues or None) for _ in range(n_tracks)]
-        buffers = [_ChannelBuffer() for _ in range(n_tracks)]
-        carry_audio = "audio" in carry
-        frames: list[Frame] = []
-        emitted, end_s = 0, 0.0
-        seen: dict[tuple[int, int, int], int] = {}  # (channel, start ms, end ms) -> count
+        recording = RecordingSegments(ref, info, segment_cfg, policy_cfg, carry=carry, cues=cues)
         for chunk in chunks:
             assert isinstance(chunk, MediaChunk)
-            tracks = _tracks(chunk, n_tracks)
-            end_s = max(end_s, chunk.end_s)
-            if "frames" in carry:
-                frames.extend(chunk.frames)
-            for ch, segmenter in enumerate(segmenters):
-                if tracks is not None:  # kept for the segment's level even when not carried
-                    buffers[ch].append(tracks[ch])
-                spans = segmenter.feed(
-                    None if tracks is None else tracks[ch], chunk.start_s, chunk.end_s, chunk.final
-                )
-                for span in spans:
-                    key = (ch, round(span.start_s * 1000), round(span.end_s * 1000))
-                    ordinal = seen[key] = seen.get(key, -1) + 1
-                    audio = buffers[ch].slice(span.start_s, span.end_s) if info.has_audio else None
-                    emitted += 1
-                    yield SegmentRecord(
-                        ref=ref,
-                        segment_id=make_segment_id(
-                            video_id, ch, span.start_s, span.end_s, segment_cfg.version, ordinal
-                        ),
-                        channel=ch,
-                        speaker=_role(ref, ch, n_tracks, policy_cfg.default_role),
-                        start_s=span.start_s,
-                        end_s=span.end_s,
-                        segmenter=span.kind,
-                        has_video=info.has_video,
-                        has_audio=info.has_audio,
-                        audio=audio if carry_audio else None,
-                        frames=tuple(fr for fr in frames if span.start_s <= fr.t < span.end_s),
-                        caption=span.text if "caption" in carry else None,
-                        level_dbfs=None if audio is None else level_dbfs(audio),
-                    )
-            keep = min(s.retain_from_s for s in segmenters)
-            for buf in buffers:
-                buf.trim(keep)
-            frames = [fr for fr in frames if fr.t >= keep]
-    yield RecordingEnd(ref=ref, duration_s=round(end_s, 3), segments=emitted, tracks=n_tracks)
-
-
-def _tracks(chunk: MediaChunk, n_tracks: int) -> list[np.ndarray] | None:
-    if chunk.audio is None:
-        return None
-    if n_tracks == 1:
-        return [chunk.audio.mean(axis=0).astype(np.float32)]
-    return [chunk.audio[ch] for ch in range(n_tracks)]
-
-
-def _role(ref: VideoRef, channel: int, n_tracks: int, default_role: str) -> str:
-    """The channel's role from ``ref.channel_roles`` (one role covers a downmix)."""
-    roles = ref.channel_roles
-    role = roles[channel] if roles and channel < len(roles) and n_tracks > 1 else None
-    if role is None and roles and len(roles) == 1:
-        role = roles[0]
-    return role or default_role
+            yield from recording.feed(chunk)
+    yield recording.end()
 
 
 class DecodeAndSegmentFn(beam.DoFn):
     """``VideoRef`` -> ``SegmentRecord`` s and its ``RecordingEnd``, or a ``DeadLetter``
     with the reason (no ``RecordingEnd`` then: a recording not read to its end gets no
     call-level row).
+
+    Live input (a ``VideoRef`` with ``live=True``, or a ``CallChunk``) goes to the
+    worker's ``LiveCalls`` (``transforms/live.py``); what they have ready leaves with
+    every element and at every bundle end, so a live call's rows come while it goes on.
 
     Counters (namespace ``sentistream.decode``): ``videos``, ``segments``,
     ``dead_letters``, and ``frames``: sampled frames carried by the records (0 when no
@@ -230,17 +148,55 @@ class DecodeAndSegmentFn(beam.DoFn):
         segment_cfg: SegmentConfig,
         policy_cfg: PolicyConfig,
         carry: Iterable[str] = tuple(INPUTS),
+        live_cfg: LiveConfig | None = None,
     ) -> None:
         self._decode_cfg = decode_cfg
         self._segment_cfg = segment_cfg
         self._policy_cfg = policy_cfg
         self._carry = tuple(carry)
+        self._live_cfg = live_cfg or LiveConfig()
+        self._live: Any = None
         self._videos = Metrics.counter("sentistream.decode", "videos")
         self._segments = Metrics.counter("sentistream.decode", "segments")
         self._frames = Metrics.counter("sentistream.decode", "frames")
         self._failures = Metrics.counter("sentistream.decode", "dead_letters")
 
-    def process(self, ref: VideoRef) -> Iterator[SegmentRecord | RecordingEnd | DeadLetter]:
+    def setup(self) -> None:
+        from sentistream.transforms.live import LiveCalls
+
+        cfgs = (self._decode_cfg, self._segment_cfg, self._policy_cfg, self._live_cfg)
+        self._live = LiveCalls(*cfgs, self._carry)
+
+    def teardown(self) -> None:
+        if self._live is not None:
+            self._live.close()
+
+    def process(self, element: Any) -> Iterator[Element]:
+        from sentistream.transforms.live import is_live
+
+        if is_live(element):
+            yield from self._counted(self._live.start_or_add(element))
+        else:
+            yield from self._decode_file(element)
+        yield from self._counted(self._live.poll())
+
+    def finish_bundle(self) -> Iterator[WindowedValue]:
+        now = Timestamp.of(time.time())
+        for element in self._counted(self._live.poll()):
+            yield WindowedValue(element, now, [GlobalWindow()])
+
+    def _counted(self, elements: Iterable[Element]) -> Iterator[Element]:
+        for element in elements:
+            if isinstance(element, SegmentRecord) and not element.partial:
+                self._segments.inc()
+                self._frames.inc(len(element.frames))
+            elif isinstance(element, DeadLetter):
+                self._failures.inc()
+            elif isinstance(element, RecordingEnd):
+                self._videos.inc()
+            yield element
+
+    def _decode_file(self, ref: VideoRef) -> Iterator[SegmentRecord | RecordingEnd | DeadLetter]:
         self._videos.inc()
         emitted = 0
         stage = STAGE_DECODE

@@ -55,6 +55,10 @@ class VideoRef:
         metadata: free-form source metadata (source name, consent flags, ...), copied
             into the output as JSON.
         event_time: event timestamp (seconds since epoch) from the source, if any.
+        live: the uri is a live stream (HLS, RTSP, RTMP, SRT, ...) read until it ends or
+            stalls, or (for chunked calls) the call whose chunks arrive as events.
+        origin: the Kafka record (topic, partition, offset) the event came from, if any:
+            a live call holds back the commit of its offset until it is over.
     """
 
     uri: str
@@ -63,6 +67,8 @@ class VideoRef:
     channel_roles: tuple[str, ...] | None = None
     metadata: Mapping[str, str] = field(default_factory=dict)
     event_time: float | None = None
+    live: bool = False
+    origin: tuple[str, int, int] | None = None
 
     @property
     def resolved_id(self) -> str:
@@ -163,6 +169,8 @@ class SegmentRecord:
             (``audio_level_dbfs``); None without audio.
         transcript: what was said, set by the transcript step.
         results: modality name -> result, added by each step.
+        partial: a live turn still open: the row covers it so far and its final row, with
+            the same ``segment_id``, replaces it.
     """
 
     ref: VideoRef
@@ -181,6 +189,7 @@ class SegmentRecord:
     level_dbfs: float | None = None
     transcript: Transcript | None = None
     results: Mapping[str, ModalityResult] = field(default_factory=dict)
+    partial: bool = False
 
     @property
     def duration_s(self) -> float:
@@ -214,7 +223,8 @@ class SegmentRecord:
 @dataclass(frozen=True)
 class RecordingEnd:
     """The decoder read a recording to its end: what the call-level step needs besides
-    the segments (which all came before it, in the same bundle).
+    the segments (which all came before it: in the same bundle for a file, in earlier
+    bundles too for a live call).
 
     Attributes:
         ref: the input.
@@ -222,12 +232,15 @@ class RecordingEnd:
         segments: how many segment records the decoder emitted for it.
         tracks: audio tracks segmented separately (channels; 1 for mono, a downmix or no
             audio).
+        complete: False when part of the media never came or the source ended badly (a
+            live call's gap or stall; its dead letter says which).
     """
 
     ref: VideoRef
     duration_s: float
     segments: int
     tracks: int
+    complete: bool = True
 
 
 @dataclass(frozen=True)
@@ -272,19 +285,17 @@ def make_segment_id(
     video_id: str,
     channel: int,
     start_s: float,
-    end_s: float,
     segmenter_version: str,
     ordinal: int = 0,
 ) -> str:
     """Deterministic segment id, unique per real segment of a recording: the same input
     and segmenter always give the same id, and two segments of one channel differ in
-    start, end or ``ordinal`` (the how-many-th span with the same start and end, for
-    caption cues that repeat a timing).
+    start or ``ordinal`` (the how-many-th span with the same start, for caption cues
+    that repeat a timing).
 
-    Times are rounded to milliseconds so float noise cannot change the id.
+    The end time is not part of it: a live turn still growing gets ``partial`` rows under
+    the id its final row will have, so the final row replaces them (a compacted topic
+    keeps one). Times are rounded to milliseconds so float noise cannot change the id.
     """
-    key = (
-        f"{video_id}|{channel}|{round(start_s * 1000)}|{round(end_s * 1000)}|"
-        f"{segmenter_version}|{ordinal}"
-    )
+    key = f"{video_id}|{channel}|{round(start_s * 1000)}|{segmenter_version}|{ordinal}"
     return hashlib.sha1(key.encode("utf-8", "surrogatepass")).hexdigest()[:20]

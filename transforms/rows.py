@@ -93,6 +93,7 @@ def to_score_row(
         start_s=round(record.start_s, 3),
         end_s=round(record.end_s, 3),
         segmenter=record.segmenter,
+        partial=record.partial,
         speech_level_dbfs=record.level_dbfs,
         transcript=transcript.text if transcript else None,
         transcript_source=transcript.source if transcript else "none",

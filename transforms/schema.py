@@ -18,7 +18,7 @@ from typing import Any
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "2"  # 2: ScoreRow.speech_level_dbfs; CallRow
+SCHEMA_VERSION = "3"  # 2: ScoreRow.speech_level_dbfs; CallRow. 3: ScoreRow.partial, seg-v3 ids
 
 _ARROW_TYPES: dict[type, pa.DataType] = {
     str: pa.string(),
@@ -42,6 +42,7 @@ class ScoreRow:
     start_s: float
     end_s: float
     segmenter: str
+    partial: bool
     speech_level_dbfs: float | None
     transcript: str | None
     transcript_source: str

@@ -132,9 +132,6 @@ class FuseFn(beam.DoFn):
         self._learned = load_fusion(self._config)
         self._calibration = load_calibration(self._config)
 
-    def start_bundle(self) -> None:
-        self._open = OpenRecordings()
-
     def process(self, element: Element) -> Iterator[ScoreRow | CallRow | DeadLetterRow]:
         now = self._clock()
         if isinstance(element, DeadLetter):
@@ -157,13 +154,14 @@ class FuseFn(beam.DoFn):
             dead = DeadLetter.from_error(element.ref, "fuse", exc, segment_id=element.segment_id)
             yield to_dead_letter_row(dead, now)
             return
-        self._open.add(row)
+        if not element.partial:  # a partial row is replaced by its final one
+            self._open.add(row, live=element.ref.live)
         yield row
 
     def finish_bundle(self) -> None:
-        if len(self._open):  # cannot happen on a fused stage; counted if a runner splits one
-            self._unfinished.inc(len(self._open))
-        self._open = OpenRecordings()
+        stale = self._open.end_bundle()  # none on a fused stage; counted if a runner splits
+        if stale:
+            self._unfinished.inc(stale)
 
     def _finished(self, media_s: float) -> None:
         if self._progress is not None:
@@ -193,7 +191,9 @@ class ScoreVideos(beam.PTransform):
         records = (
             refs
             | "DecodeAndSegment"
-            >> beam.ParDo(DecodeAndSegmentFn(path.decode, cfg.segment, cfg.policy, path.carried))
+            >> beam.ParDo(
+                DecodeAndSegmentFn(path.decode, cfg.segment, cfg.policy, path.carried, cfg.live)
+            )
             | "DecidePolicy" >> beam.Map(apply_policy, cfg.policy)
         )
         for step in path.steps:

@@ -84,6 +84,7 @@ def score_row(segment_id: str, *, video_id: str = "v1", valence: float = 0.5, **
         start_s=0.0,
         end_s=2.5,
         segmenter="captions",
+        partial=False,
         speech_level_dbfs=-20.0,
         transcript="hello there",
         transcript_source="captions",

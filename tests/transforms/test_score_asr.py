@@ -68,7 +68,7 @@ def _record(
     audio = None if level is None else np.full(2 * SR, level, np.float32)
     return SegmentRecord(
         ref=VideoRef(uri=f"/media/{video}.mp4", video_id=video),
-        segment_id=make_segment_id(video, 0, start, start + 2.0, "seg-v2"),
+        segment_id=make_segment_id(video, 0, start, "seg-v3"),
         channel=0,
         speaker="unknown",
         start_s=start,

@@ -27,11 +27,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from sentistream.transforms.records import VideoRef
+
 
 @dataclass(frozen=True)
 class CallChunk:
     """One chunk of a live call: ``seq`` counts from 0; the media is at ``uri`` or inline
-    in ``data``; ``final`` marks the last chunk of the call."""
+    in ``data``; ``final`` marks the last chunk of the call. ``start_s``: where the chunk
+    starts in the call, if the producer says (used after a gap; otherwise the chunks'
+    decoded lengths add up). ``ref``: the call as a recording (roles, metadata), from the
+    event. ``origin``: the Kafka record it came from (for the commit holds)."""
 
     call_id: str
     seq: int
@@ -39,6 +44,9 @@ class CallChunk:
     data: bytes | None = None
     final: bool = False
     event_time: float | None = None
+    start_s: float | None = None
+    ref: VideoRef | None = None
+    origin: tuple[str, int, int] | None = None
 
     def __post_init__(self) -> None:
         if self.seq < 0:
@@ -118,6 +126,10 @@ class ChunkAssembler:
     @property
     def open_calls(self) -> int:
         return len(self._calls)
+
+    def is_new(self, call_id: str) -> bool:
+        """Neither open nor recently closed: a chunk of it would open a new call."""
+        return call_id not in self._calls and call_id not in self._closed
 
     def add(self, chunk: CallChunk, now: float) -> list[Released]:
         """Take one arriving chunk at time ``now``; returns what it makes ready."""

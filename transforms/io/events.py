@@ -31,6 +31,7 @@ the raw event in ``payload``: the stream never stops on a bad event.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -42,6 +43,7 @@ from urllib.parse import unquote, urlsplit
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
+from sentistream.transforms.io.chunks import CallChunk
 from sentistream.transforms.records import VideoRef
 from sentistream.transforms.schema import SCHEMA_VERSION, DeadLetterRow
 
@@ -124,7 +126,7 @@ def _show(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} chars)"
 
 
-def _opt_str(event: Mapping[str, Any], key: str, *, allow_int: bool = False) -> str | None:
+def opt_str(event: Mapping[str, Any], key: str, *, allow_int: bool = False) -> str | None:
     value = event.get(key)
     if value is None:
         return None
@@ -149,20 +151,20 @@ def _scalar_str(key: str, value: Any) -> str:
     )
 
 
-def _metadata(event: Mapping[str, Any]) -> dict[str, str]:
+def metadata(event: Mapping[str, Any]) -> dict[str, str]:
     raw = event.get("metadata")
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
         raise EventError(ERR_WRONG_TYPE, f"metadata must be an object, got {_show(raw)}")
     meta = {str(k): _scalar_str(str(k), v) for k, v in raw.items()}
-    source = _opt_str(event, "source")
+    source = opt_str(event, "source")
     if source is not None:
         meta["source"] = source
     return meta
 
 
-def _channel_roles(value: Any) -> tuple[str, ...] | None:
+def channel_roles(value: Any) -> tuple[str, ...] | None:
     if value is None:
         return None
     if isinstance(value, dict):
@@ -188,7 +190,7 @@ def _channel_roles(value: Any) -> tuple[str, ...] | None:
     return tuple(value)
 
 
-def _event_time(value: Any) -> float | None:
+def event_time(value: Any) -> float | None:
     if value is None:
         return None
     if isinstance(value, int | float) and not isinstance(value, bool):
@@ -212,8 +214,9 @@ def _event_time(value: Any) -> float | None:
     return seconds
 
 
-def parse_event(raw: bytes | str, *, record_time: float | None = None) -> VideoRef:
-    """Parse one event into a ``VideoRef``.
+def parse_event(raw: bytes | str, *, record_time: float | None = None) -> VideoRef | CallChunk:
+    """Parse one event into a ``VideoRef`` (or, for a live event, a live ``VideoRef`` or a
+    ``CallChunk``: ``live_events.py``).
 
     Args:
         raw: the message value.
@@ -225,7 +228,13 @@ def parse_event(raw: bytes | str, *, record_time: float | None = None) -> VideoR
     """
     if len(raw) > MAX_EVENT_BYTES:
         raise EventError(ERR_TOO_LARGE, f"event is {len(raw)} bytes, over {MAX_EVENT_BYTES}")
-    return parse_input(load_json(raw), record_time=record_time)
+    event = load_json(raw)
+    if isinstance(event, dict):
+        from sentistream.transforms.io.live_events import is_live_event, parse_live
+
+        if is_live_event(event):
+            return parse_live(event, record_time=record_time)
+    return parse_input(event, record_time=record_time)
 
 
 def load_json(raw: bytes | str) -> Any:
@@ -258,15 +267,15 @@ def parse_input(event: Any, *, record_time: float | None = None) -> VideoRef:
         raise EventError(ERR_MISSING_URI, "event has no 'uri' (the media to analyse)")
     if not isinstance(uri, str):
         raise EventError(ERR_WRONG_TYPE, f"uri must be a string, got {type(uri).__name__}")
-    caption_uri = _opt_str(event, "caption_uri")
-    event_time = _event_time(event.get("event_time"))
+    caption_uri = opt_str(event, "caption_uri")
+    when = event_time(event.get("event_time"))
     return VideoRef(
         uri=normalize_uri(uri),
-        video_id=_opt_str(event, "video_id", allow_int=True),
+        video_id=opt_str(event, "video_id", allow_int=True),
         caption_uri=normalize_uri(caption_uri, "caption_uri") if caption_uri else None,
-        channel_roles=_channel_roles(event.get("channel_roles")),
-        metadata=_metadata(event),
-        event_time=event_time if event_time is not None else record_time,
+        channel_roles=channel_roles(event.get("channel_roles")),
+        metadata=metadata(event),
+        event_time=when if when is not None else record_time,
     )
 
 
@@ -330,15 +339,19 @@ class ParseEventsFn(beam.DoFn):
         self._clock = clock
 
     def process(self, element: Any) -> Iterator[Any]:
+        origin = None
         if isinstance(element, bytes | str):
             raw, record_time = element, None
         else:
             raw = element.value
             ts = getattr(element, "timestamp_ms", None)
             record_time = ts / 1000.0 if ts is not None and ts >= 0 else None
+            if getattr(element, "offset", None) is not None:
+                origin = (element.topic, element.partition, element.offset)
         try:
             ref = parse_event(raw if raw is not None else b"", record_time=record_time)
-            if self._check_exists:
+            ref = dataclasses.replace(ref, origin=origin)  # a live call holds its commit
+            if self._check_exists and isinstance(ref, VideoRef) and not ref.live:
                 for field, uri in (("uri", ref.uri), ("caption_uri", ref.caption_uri)):
                     if uri and not _exists(uri, field):
                         raise EventError(ERR_NOT_FOUND, f"{field} {uri!r} does not exist")

@@ -20,7 +20,9 @@ Offsets are committed (to ``group_id``) only once the bundle that read them has
 completed, i.e. after every fused step downstream, sinks included, has flushed in its
 ``finish_bundle``: from a bundle-finalization callback, and again when a checkpointed
 remainder resumes (the runner schedules a remainder only after its bundle committed).
-So delivery is at least once; a restart resumes from the committed offsets.
+So delivery is at least once; a restart resumes from the committed offsets. Open live
+calls hold the commit back to their first event, shorten bundles and keep the read from
+stopping (``live_holds``).
 
 The configuration and records are in ``kafka_config``, the consumer, start offsets and
 commits in ``kafka_offsets``; the sink (rows -> JSON keyed by segment id, flushed in
@@ -55,6 +57,7 @@ from sentistream.transforms.io.kafka_config import (
     PartitionStart,
 )
 from sentistream.transforms.io.kafka_offsets import commit_offset, new_consumer, partition_starts
+from sentistream.transforms.io.live_holds import HOLDS, LIVE_BUNDLE_S
 
 _LOG = logging.getLogger(__name__)
 
@@ -118,6 +121,7 @@ class _ReadPartitionFn(beam.DoFn):
             self._consumer = None
 
     def _commit(self, topic: str, partition: int, offset: int) -> None:
+        offset = HOLDS.commit_point(topic, partition, offset)  # never past an open live call
         if not self._config.commit or self._committed.get((topic, partition), -1) >= offset:
             return
         commit_offset(self._consumer, topic, partition, offset)
@@ -153,7 +157,8 @@ class _ReadPartitionFn(beam.DoFn):
         next_offset = restriction.start
         stop = restriction.stop
         while next_offset < stop:
-            if cfg.stop_at is not None and time.time() >= cfg.stop_at:
+            live = HOLDS.active()  # open live calls: short bundles, no stopping
+            if cfg.stop_at is not None and time.time() >= cfg.stop_at and not live:
                 _LOG.info("kafka read %s[%d]: stop time, stopping at %d", *key, next_offset)
                 tracker.try_claim(stop - 1)  # ends the restriction; the rest is read next run
                 break
@@ -163,7 +168,10 @@ class _ReadPartitionFn(beam.DoFn):
             now = time.monotonic()
             if not polled:
                 self._advance_watermark(estimator, self._clock())
-                if cfg.idle_stop_s is not None and now - self._last_record[key] > cfg.idle_stop_s:
+                idle = now - self._last_record[key]
+                if live:
+                    self._last_record[key] = now
+                elif cfg.idle_stop_s is not None and idle > cfg.idle_stop_s:
                     _LOG.info("kafka read %s[%d]: idle, stopping at %d", *key, next_offset)
                     tracker.try_claim(stop - 1)  # ends the restriction: nothing more to read
                     break
@@ -191,7 +199,11 @@ class _ReadPartitionFn(beam.DoFn):
             if self.checkpoints:
                 age = time.monotonic() - started
                 emitted = next_offset > restriction.start
-                if age > cfg.idle_bundle_s or (emitted and age > cfg.max_bundle_s):
+                if (
+                    age > cfg.idle_bundle_s
+                    or (emitted and age > cfg.max_bundle_s)
+                    or (live and age > LIVE_BUNDLE_S)
+                ):
                     tracker.defer_remainder(Duration.of(0))
                     break
         done = next_offset

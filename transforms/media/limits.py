@@ -106,3 +106,30 @@ def check_limits(
             f"source {name!r} lasts {duration_s:.0f} s, over the max_duration_s limit "
             f"of {cfg.max_duration_s:.0f}"
         )
+
+
+def check_live_uri(uri: str, allowed_hosts: tuple[str, ...]) -> None:
+    """``MediaLimitError`` unless ``uri`` is a network URL (``LIVE_PROTOCOLS``) whose host
+    is in ``allowed_hosts`` (``"*"``: any host). Live URLs are refused by default: an event
+    naming a URL would otherwise let any producer point the workers at any address."""
+    from urllib.parse import urlsplit
+
+    from sentistream.transforms.config import LIVE_PROTOCOLS
+
+    parts = urlsplit(uri)
+    scheme = parts.scheme.lower()
+    if scheme not in LIVE_PROTOCOLS:
+        raise MediaLimitError(
+            f"live source {uri!r}: the scheme {scheme or 'none'!r} is not a live protocol "
+            f"({', '.join(LIVE_PROTOCOLS)})"
+        )
+    host = (parts.hostname or "").lower()
+    if not allowed_hosts:
+        raise MediaLimitError(
+            f"live source {uri!r}: live URLs are off; allow its host with --live-host {host}"
+        )
+    if "*" not in allowed_hosts and host not in {h.lower() for h in allowed_hosts}:
+        raise MediaLimitError(
+            f"live source {uri!r}: host {host!r} is not one of the allowed live hosts "
+            f"{list(allowed_hosts)} (--live-host)"
+        )

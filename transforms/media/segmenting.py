@@ -154,6 +154,7 @@ class StreamingSegmenter:
         self._buf_start = 0  # sample index (from origin) of _buf[0], on the VAD grid
         self._audio_seen = False  # VAD mode: some chunk had audio
         self._emitted = 0
+        self._open: tuple[float, float] | None = None
         # guard: a VAD turn ending this close to the buffer end may still grow.
         self._guard_s = (cfg.min_silence_ms + cfg.speech_pad_ms) / 1000 + 2 * VAD_WINDOW / 16e3
 
@@ -168,6 +169,13 @@ class StreamingSegmenter:
         if self._cues is not None and self._next_cue < len(self._cues):
             times.append(self._cues[self._next_cue].start_s)
         return min(times)
+
+    @property
+    def open_turn(self) -> tuple[float, float] | None:
+        """The speech turn still open after the last ``feed`` (VAD only): its start and
+        how far it is settled, or None. Its final span starts there (give or take the
+        VAD's re-run over the trimmed buffer) and may end later."""
+        return self._open
 
     @property
     def carried_s(self) -> float:
@@ -271,10 +279,13 @@ class StreamingSegmenter:
         horizon = buf_end if final else buf_end - self._guard_s
         out: list[Span] = []
         open_start: float | None = None
+        self._open = None
         for start, end in raw_speech(self._buf, self.cfg):
             start, end = buf_t0 + start, buf_t0 + end
             if end > horizon - _EPS and not final:
                 open_start = start
+                turn_start = round(max(start, self._win_cursor), 3)
+                self._open = (turn_start, round(horizon, 3)) if horizon > turn_start else None
                 break
             start = max(start, self._win_cursor)  # never overlap what was already emitted
             for span in shape_turn(start, end, self.cfg):
