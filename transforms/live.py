@@ -43,7 +43,6 @@ from sentistream.transforms.config import (
     PolicyConfig,
     SegmentConfig,
 )
-from sentistream.transforms.decode import RecordingSegments
 from sentistream.transforms.io.chunks import CallChunk, CallEnd, ChunkAssembler, Gap
 from sentistream.transforms.io.live_holds import HOLDS, LiveHolds
 from sentistream.transforms.media.decoding import (
@@ -53,6 +52,7 @@ from sentistream.transforms.media.decoding import (
     iter_live_chunks,
 )
 from sentistream.transforms.media.limits import check_allowed
+from sentistream.transforms.recording import RecordingSegments
 from sentistream.transforms.records import INPUTS, DeadLetter, Element, VideoRef
 
 _LOG = logging.getLogger(__name__)

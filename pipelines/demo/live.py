@@ -11,7 +11,8 @@ keyframe every second or so, e.g. ``write_media(..., video_options={"g": "25"})`
 ``hls_time``-second MPEG-TS segments, each written when the wall clock reaches its media
 time, into an ``EVENT`` playlist (every segment stays listed). ``stall_after_s`` stops
 writing without ending the playlist (a stalled source); ``garbage_at_s`` writes random
-bytes as one segment's content (a broken source).
+bytes as one segment's content (a broken source); ``loops`` plays the recording over
+again (a long stream from a short clip); ``speed`` > 1 plays faster than real time.
 
 ``chunk_recording`` cuts a recording into WAV chunks and ``publish_chunks`` sends them as
 chunk events, in real time or as fast as asked: what a SIP/RTP recorder or a microphone
@@ -70,12 +71,14 @@ class HlsPublisher:
         stall_after_s: float | None = None,
         garbage_at_s: float | None = None,
         speed: float = 1.0,
+        loops: int = 1,
     ) -> None:
         self.source, self.folder = str(source), Path(folder)
-        self.hls_time, self.speed = hls_time, speed
+        self.hls_time, self.speed, self.loops = hls_time, speed, loops
         self.stall_after_s, self.garbage_at_s = stall_after_s, garbage_at_s
         self.started_at: float | None = None
         self._stalled: Any = None
+        self._streams: dict[int, Any] = {}
         self.error: BaseException | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="hls-publisher")
@@ -112,29 +115,45 @@ class HlsPublisher:
             "hls_playlist_type": "event",
             "hls_segment_filename": str(self.folder / "seg%05d.ts"),
         }
-        with av.open(self.source) as inp:
-            out = av.open(str(self.playlist), "w", format="hls", options=options)
-            streams = {s.index: out.add_stream_from_template(s) for s in inp.streams}
+        out = av.open(str(self.playlist), "w", format="hls", options=options)
+        ended, offset = True, 0.0
+        for _ in range(self.loops):
+            with av.open(self.source) as inp:
+                ended, length = self._play_once(inp, out, offset)
+            if not ended:
+                break
+            offset += length
+        if ended:
+            out.close()  # writes #EXT-X-ENDLIST
+        else:
+            self._stalled = out  # never closed, never collected: no ENDLIST
+        if self.garbage_at_s is not None:
+            self._spoil(self.garbage_at_s)
+
+    def _play_once(self, inp: Any, out: Any, offset: float) -> tuple[bool, float]:
+        """Mux ``inp``'s packets at ``offset`` s, each when its time comes; (whether it
+        played to its end, its length)."""
+        if not self._streams:
+            self._streams = {s.index: out.add_stream_from_template(s) for s in inp.streams}
             self.started_at = time.time()
-            ended = True
-            for packet in inp.demux():
-                if packet.dts is None or self._stop.is_set():
-                    continue
-                t = float(packet.pts * packet.time_base) if packet.pts is not None else 0.0
-                if self.stall_after_s is not None and t >= self.stall_after_s:
-                    ended = False  # stop writing, leave the playlist open: a stall
-                    break
-                wait = self.started_at + t / self.speed - time.time()
-                if wait > 0:
-                    time.sleep(wait)
-                packet.stream = streams[packet.stream.index]
-                out.mux(packet)
-            if ended:
-                out.close()  # writes #EXT-X-ENDLIST
-            else:
-                self._stalled = out  # never closed, never collected: no ENDLIST
-            if self.garbage_at_s is not None:
-                self._spoil(self.garbage_at_s)
+        end = 0.0
+        for packet in inp.demux():
+            if packet.dts is None or self._stop.is_set():
+                continue
+            base = packet.time_base
+            t = float(packet.pts * base) if packet.pts is not None else 0.0
+            if self.stall_after_s is not None and offset + t >= self.stall_after_s:
+                return False, end  # stop writing, leave the playlist open: a stall
+            assert self.started_at is not None
+            wait = self.started_at + (offset + t) / self.speed - time.time()
+            if wait > 0:
+                time.sleep(wait)
+            shift = round(offset / base)
+            packet.pts, packet.dts = packet.pts + shift, packet.dts + shift
+            end = max(end, t + float((packet.duration or 0) * base))
+            packet.stream = self._streams[packet.stream.index]
+            out.mux(packet)
+        return True, end
 
     def _spoil(self, at_s: float) -> None:
         """Overwrite the segment holding ``at_s`` with random bytes."""

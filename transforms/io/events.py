@@ -33,21 +33,29 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import time
 from collections.abc import Callable, Iterator, Mapping
-from datetime import datetime
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
 from sentistream.transforms.io.chunks import CallChunk
+from sentistream.transforms.io.event_fields import (
+    ERR_SCHEME,
+    ERR_WRONG_TYPE,
+    EVENT_SCHEMA_VERSION,
+    EventError,
+    channel_roles,
+    event_time,
+    metadata,
+    normalize_uri,
+    opt_str,
+)
+from sentistream.transforms.io.live_events import is_live_event, parse_live
 from sentistream.transforms.records import VideoRef
 from sentistream.transforms.schema import SCHEMA_VERSION, DeadLetterRow
 
-EVENT_SCHEMA_VERSION = "1"
 SUPPORTED_EVENT_VERSIONS = frozenset({"1"})
 MAX_EVENT_BYTES = 1 << 20  # the default message.max.bytes of a Kafka broker
 MAX_PAYLOAD_CHARS = 16_384  # raw event kept in a dead letter, truncated beyond this
@@ -58,19 +66,9 @@ ERR_BAD_JSON = "bad_json"
 ERR_NOT_OBJECT = "not_an_object"
 ERR_VERSION = "unsupported_schema_version"
 ERR_MISSING_URI = "missing_uri"
-ERR_WRONG_TYPE = "wrong_type"
-ERR_SCHEME = "unsupported_scheme"
 ERR_NOT_FOUND = "media_not_found"
 
 DEAD_LETTER_TAG = "dead_letter"
-
-
-class EventError(ValueError):
-    """A malformed event; ``error_type`` is one of the ``ERR_*`` constants."""
-
-    def __init__(self, error_type: str, message: str) -> None:
-        super().__init__(message)
-        self.error_type = error_type
 
 
 def encode_event(
@@ -97,123 +95,6 @@ def encode_event(
     return json.dumps(event, sort_keys=True).encode("utf-8")
 
 
-def normalize_uri(uri: str, field: str = "uri") -> str:
-    """``file://`` URIs to local paths; any other URI must name a Beam filesystem.
-
-    Raises:
-        EventError: ``ERR_SCHEME`` when no installed Beam filesystem handles the scheme.
-    """
-    if uri.startswith("file://"):
-        parts = urlsplit(uri)
-        if parts.netloc not in ("", "localhost"):
-            raise EventError(ERR_SCHEME, f"{field}: file URI with a remote host: {uri!r}")
-        return unquote(parts.path)
-    try:
-        FileSystems.get_filesystem(uri)
-    except Exception as exc:  # Beam raises ValueError or BeamIOError (missing extra)
-        scheme = uri.split("://", 1)[0] if "://" in uri else ""
-        raise EventError(
-            ERR_SCHEME,
-            f"{field}: no Beam filesystem for scheme {scheme!r} in {uri!r} "
-            f"(use a local path, file://, or a scheme whose Beam extra is installed): {exc}",
-        ) from None
-    return uri
-
-
-def _show(value: Any, limit: int = 80) -> str:
-    """A short repr of a bad value for an error message (never the whole of a big one)."""
-    text = repr(value)
-    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} chars)"
-
-
-def opt_str(event: Mapping[str, Any], key: str, *, allow_int: bool = False) -> str | None:
-    value = event.get(key)
-    if value is None:
-        return None
-    if allow_int and isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    if not isinstance(value, str) or not value:
-        want = "a non-empty string" + (" or an integer" if allow_int else "")
-        raise EventError(ERR_WRONG_TYPE, f"{key} must be {want}, got {_show(value)}")
-    return value
-
-
-def _scalar_str(key: str, value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return value
-    if isinstance(value, int | float):
-        return json.dumps(value)
-    raise EventError(
-        ERR_WRONG_TYPE,
-        f"metadata[{key!r}] must be a string, number or boolean, got {type(value).__name__}",
-    )
-
-
-def metadata(event: Mapping[str, Any]) -> dict[str, str]:
-    raw = event.get("metadata")
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise EventError(ERR_WRONG_TYPE, f"metadata must be an object, got {_show(raw)}")
-    meta = {str(k): _scalar_str(str(k), v) for k, v in raw.items()}
-    source = opt_str(event, "source")
-    if source is not None:
-        meta["source"] = source
-    return meta
-
-
-def channel_roles(value: Any) -> tuple[str, ...] | None:
-    if value is None:
-        return None
-    if isinstance(value, dict):
-        try:
-            by_index = {int(k): v for k, v in value.items()}
-        except ValueError:
-            raise EventError(
-                ERR_WRONG_TYPE, f"channel_roles keys must be channel numbers, got {_show(value)}"
-            ) from None
-        if sorted(by_index) != list(range(len(by_index))):
-            raise EventError(
-                ERR_WRONG_TYPE, f"channel_roles must cover channels 0..n-1, got {_show(value)}"
-            )
-        value = [by_index[i] for i in range(len(by_index))]
-    if not isinstance(value, list) or not value:
-        raise EventError(
-            ERR_WRONG_TYPE, f"channel_roles must be a non-empty list or object, got {_show(value)}"
-        )
-    if not all(isinstance(r, str) and r for r in value):
-        raise EventError(
-            ERR_WRONG_TYPE, f"channel_roles must hold non-empty strings: {_show(value)}"
-        )
-    return tuple(value)
-
-
-def event_time(value: Any) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        seconds = float(value)
-    elif isinstance(value, str):
-        try:
-            stamp = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            raise EventError(
-                ERR_WRONG_TYPE, f"event_time must be epoch seconds or ISO-8601, got {_show(value)}"
-            ) from None
-        if stamp.tzinfo is None:
-            raise EventError(ERR_WRONG_TYPE, f"event_time needs a time zone, got {_show(value)}")
-        seconds = stamp.timestamp()
-    else:
-        raise EventError(
-            ERR_WRONG_TYPE, f"event_time must be a number or string, got {_show(value)}"
-        )
-    if not math.isfinite(seconds) or seconds < 0:
-        raise EventError(ERR_WRONG_TYPE, f"event_time must be finite and >= 0, got {_show(value)}")
-    return seconds
-
-
 def parse_event(raw: bytes | str, *, record_time: float | None = None) -> VideoRef | CallChunk:
     """Parse one event into a ``VideoRef`` (or, for a live event, a live ``VideoRef`` or a
     ``CallChunk``: ``live_events.py``).
@@ -229,11 +110,8 @@ def parse_event(raw: bytes | str, *, record_time: float | None = None) -> VideoR
     if len(raw) > MAX_EVENT_BYTES:
         raise EventError(ERR_TOO_LARGE, f"event is {len(raw)} bytes, over {MAX_EVENT_BYTES}")
     event = load_json(raw)
-    if isinstance(event, dict):
-        from sentistream.transforms.io.live_events import is_live_event, parse_live
-
-        if is_live_event(event):
-            return parse_live(event, record_time=record_time)
+    if isinstance(event, dict) and is_live_event(event):
+        return parse_live(event, record_time=record_time)
     return parse_input(event, record_time=record_time)
 
 

@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 
 from sentistream.transforms.config import LIVE_PROTOCOLS
 from sentistream.transforms.io.chunks import CallChunk
-from sentistream.transforms.io.events import (
+from sentistream.transforms.io.event_fields import (
     ERR_SCHEME,
     ERR_WRONG_TYPE,
     EVENT_SCHEMA_VERSION,
