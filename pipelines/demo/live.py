@@ -10,9 +10,8 @@ published as numbered chunk events, the producer side of ``transforms/io/live_ev
 keyframe every second or so, e.g. ``write_media(..., video_options={"g": "25"})``) into
 ``hls_time``-second MPEG-TS segments, each written when the wall clock reaches its media
 time, into an ``EVENT`` playlist (every segment stays listed). ``stall_after_s`` stops
-writing without ending the playlist (a stalled source); ``garbage_at_s`` writes random
-bytes as one segment's content (a broken source); ``loops`` plays the recording over
-again (a long stream from a short clip); ``speed`` > 1 plays faster than real time.
+writing without ending the playlist (a stalled source); ``loops`` plays the recording
+over again (a long stream from a short clip); ``speed`` > 1 plays faster than real time.
 
 ``chunk_recording`` cuts a recording into WAV chunks and ``publish_chunks`` sends them as
 chunk events, in real time or as fast as asked: what a SIP/RTP recorder or a microphone
@@ -69,13 +68,12 @@ class HlsPublisher:
         *,
         hls_time: float = 1.0,
         stall_after_s: float | None = None,
-        garbage_at_s: float | None = None,
         speed: float = 1.0,
         loops: int = 1,
     ) -> None:
         self.source, self.folder = str(source), Path(folder)
         self.hls_time, self.speed, self.loops = hls_time, speed, loops
-        self.stall_after_s, self.garbage_at_s = stall_after_s, garbage_at_s
+        self.stall_after_s = stall_after_s
         self.started_at: float | None = None
         self._stalled: Any = None
         self._streams: dict[int, Any] = {}
@@ -127,8 +125,6 @@ class HlsPublisher:
             out.close()  # writes #EXT-X-ENDLIST
         else:
             self._stalled = out  # never closed, never collected: no ENDLIST
-        if self.garbage_at_s is not None:
-            self._spoil(self.garbage_at_s)
 
     def _play_once(self, inp: Any, out: Any, offset: float) -> tuple[bool, float]:
         """Mux ``inp``'s packets at ``offset`` s, each when its time comes; (whether it
@@ -154,14 +150,6 @@ class HlsPublisher:
             packet.stream = self._streams[packet.stream.index]
             out.mux(packet)
         return True, end
-
-    def _spoil(self, at_s: float) -> None:
-        """Overwrite the segment holding ``at_s`` with random bytes."""
-        index = int(at_s // self.hls_time)
-        target = self.folder / f"seg{index:05d}.ts"
-        if target.exists():
-            size = target.stat().st_size
-            target.write_bytes(np.random.default_rng(0).bytes(size))
 
 
 def chunk_recording(source: str | Path, chunk_s: float = 2.0) -> list[bytes]:

@@ -151,3 +151,31 @@ def test_live_urls_are_refused_unless_their_host_is_allowed():
         check_live_uri("file:///etc/passwd", ("*",))
     check_live_uri("https://CDN.example/a.m3u8", ("cdn.example",))
     check_live_uri("srt://10.0.0.9:9000", ("*",))
+
+
+def test_a_chunked_call_without_its_final_chunk_ends_when_idle(talk):
+    from sentistream.pipelines.demo.live import wav_bytes
+    from sentistream.transforms.config import DecodeConfig
+    from sentistream.transforms.live import LiveCalls
+    from sentistream.transforms.records import DeadLetter, RecordingEnd
+
+    now = [0.0]
+    live = LiveConfig(idle_timeout_s=30.0, max_calls=1)
+    calls = LiveCalls(DecodeConfig(fps=0), SegmentConfig(prefer_captions=False),
+                      PolicyConfig(), live, holds=LiveHolds(), clock=lambda: now[0])  # fmt: skip
+    out = []
+    for seq in range(3):  # 6 s of the call, then the producer goes away
+        data = wav_bytes(talk[None, seq * 2 * RATE : (seq + 1) * 2 * RATE])
+        out += calls.add_chunk(CallChunk("gone", seq, data=data))
+        now[0] += 2.0
+    other = calls.add_chunk(CallChunk("other", 0, data=wav_bytes(talk[None, :RATE])))
+    assert len(other) == 1 and "max_calls" in other[0].error  # one call per worker here
+    assert calls.poll() == []  # not idle yet
+    now[0] += 31.0
+    ended = calls.poll()
+    letters = [e for e in ended if isinstance(e, DeadLetter)]
+    assert len(letters) == 1 and "no final chunk" in letters[0].error
+    end = ended[-1]
+    assert isinstance(end, RecordingEnd) and end.complete is False
+    assert end.duration_s == pytest.approx(6.0, abs=0.01)
+    assert calls.open_calls == 0

@@ -22,7 +22,9 @@ One Kafka message = one UTF-8 JSON object = one recording to analyse. Schema ver
 
 Unknown fields are ignored (producers may add fields before consumers learn them). The
 whole message is at most ``MAX_EVENT_BYTES``. Media travels by reference: events do not
-carry media bytes (see docs/streaming.md "Inline media").
+carry media bytes (see docs/streaming.md "Inline media"). Live events (a ``live_uri``, or
+a ``call_id`` with a numbered chunk, which may be inline) are parsed by
+``live_events.py``; ``parse_event`` tells them apart by their fields.
 
 Anything that does not parse becomes a ``DeadLetterRow`` with ``stage="parse_event"``, an
 ``error_type`` from the ``ERR_*`` constants below, a message that says what to fix, and
