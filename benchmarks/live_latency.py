@@ -154,8 +154,6 @@ def run(args: argparse.Namespace) -> dict:
     spans_once = make_clip(clip, args.clip_seconds)
     media_s = args.minutes * 60 if args.mode == "soak" else args.seconds
     loops = max(1, int(np.ceil(media_s / args.clip_seconds)))
-    spans = [(a + k * args.clip_seconds, b + k * args.clip_seconds)
-             for k in range(loops) for a, b in spans_once]  # fmt: skip
     broker = LocalBroker().start() if not args.bootstrap else None
     bootstrap = args.bootstrap or broker.bootstrap
     tag = uuid.uuid4().hex[:8]
@@ -202,12 +200,13 @@ def run(args: argparse.Namespace) -> dict:
     producer.close()
     if broker is not None:
         broker.stop()
-    return report(args, follower.rows, publishers, spans, media_s, rss)
+    return report(args, follower.rows, publishers, spans_once, media_s, rss)
 
 
-def report(args, rows, publishers, spans, media_s, rss) -> dict:
+def report(args, rows, publishers, spans_once, media_s, rss) -> dict:
     per_call = {}
     for i, pub in enumerate(publishers):
+        spans = [(a + at, b + at) for at in pub.offsets for a, b in spans_once]
         mine = [(t, r) for t, r in rows if r["video_id"] == f"call{i}"]
         at = (spans, pub.started_at, media_s)
         any_row = latencies(mine, *at, speed=args.speed)
@@ -218,6 +217,11 @@ def report(args, rows, publishers, spans, media_s, rss) -> dict:
             "any_row": summary(any_row),
             "final_row": summary(final),
         }
+        if args.detail:  # (arrival after t = 0, start, end, partial) per row
+            per_call[f"call{i}"]["timeline"] = [
+                (round(t - pub.started_at, 2), r["start_s"], r["end_s"], r["partial"])
+                for t, r in mine
+            ]
     out = {
         "mode": args.mode,
         "calls": args.calls,
@@ -259,6 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     add("--bootstrap", default=None)
     add("--work", default=None, help="folder for the clip and the HLS files")
     add("--json-out", default=None)
+    add("--detail", action="store_true", help="add each row's arrival time to the output")
     args = parser.parse_args(argv)
     result = run(args)
     text = json.dumps(result, indent=2)

@@ -59,7 +59,8 @@ def serve_folder(folder: str | Path) -> Iterator[str]:
 class HlsPublisher:
     """Play ``source`` out as a live HLS playlist ``folder/index.m3u8`` in real time (a
     thread); see the module docstring. ``started_at``: the wall-clock time of media t = 0
-    (``time.time()``), so a reader can tell when each word was spoken."""
+    (``time.time()``), so a reader can tell when each word was spoken; ``offsets``: the
+    media time each play of the recording starts at."""
 
     def __init__(
         self,
@@ -75,6 +76,7 @@ class HlsPublisher:
         self.hls_time, self.speed, self.loops = hls_time, speed, loops
         self.stall_after_s = stall_after_s
         self.started_at: float | None = None
+        self.offsets: list[float] = []  # where each play of the recording starts
         self._stalled: Any = None
         self._streams: dict[int, Any] = {}
         self.error: BaseException | None = None
@@ -116,6 +118,7 @@ class HlsPublisher:
         out = av.open(str(self.playlist), "w", format="hls", options=options)
         ended, offset = True, 0.0
         for _ in range(self.loops):
+            self.offsets.append(offset)
             with av.open(self.source) as inp:
                 ended, length = self._play_once(inp, out, offset)
             if not ended:
@@ -128,18 +131,19 @@ class HlsPublisher:
 
     def _play_once(self, inp: Any, out: Any, offset: float) -> tuple[bool, float]:
         """Mux ``inp``'s packets at ``offset`` s, each when its time comes; (whether it
-        played to its end, its length)."""
+        played to its end, how far the next play must be shifted: past its last packet,
+        and past its first decoding time, which B-frames put before 0)."""
         if not self._streams:
             self._streams = {s.index: out.add_stream_from_template(s) for s in inp.streams}
             self.started_at = time.time()
-        end = 0.0
+        end, first = 0.0, 0.0
         for packet in inp.demux():
             if packet.dts is None or self._stop.is_set():
                 continue
             base = packet.time_base
             t = float(packet.pts * base) if packet.pts is not None else 0.0
             if self.stall_after_s is not None and offset + t >= self.stall_after_s:
-                return False, end  # stop writing, leave the playlist open: a stall
+                return False, end - first  # stop writing, leave the playlist open: a stall
             assert self.started_at is not None
             wait = self.started_at + (offset + t) / self.speed - time.time()
             if wait > 0:
@@ -147,9 +151,10 @@ class HlsPublisher:
             shift = round(offset / base)
             packet.pts, packet.dts = packet.pts + shift, packet.dts + shift
             end = max(end, t + float((packet.duration or 0) * base))
+            first = min(first, float(packet.dts * base))
             packet.stream = self._streams[packet.stream.index]
             out.mux(packet)
-        return True, end
+        return True, end - first
 
 
 def chunk_recording(source: str | Path, chunk_s: float = 2.0) -> list[bytes]:

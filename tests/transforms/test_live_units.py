@@ -69,7 +69,9 @@ def test_partial_rows_share_the_id_of_their_final_row(talk):
     assert {r.segment_id for r in partial} <= final_ids
     for p in partial:
         f = next(r for r in final if r.segment_id == p.segment_id)
-        assert abs(p.start_s - f.start_s) < 0.5 and p.end_s <= f.end_s + 1e-6
+        # A partial row covers the audio so far: at most the silence that closes the turn
+        # (min_silence_ms + speech_pad_ms, plus a VAD window) past the final end.
+        assert abs(p.start_s - f.start_s) < 0.5 and p.end_s <= f.end_s + 0.6
         assert p.audio is not None and p.audio.size == round((p.end_s - p.start_s) * RATE)
     ends = [p.end_s for p in partial if p.segment_id == partial[0].segment_id]
     assert ends == sorted(ends) and len(set(ends)) == len(ends)  # it grows

@@ -173,8 +173,8 @@ class StreamingSegmenter:
     @property
     def open_turn(self) -> tuple[float, float] | None:
         """The speech turn still open after the last ``feed`` (VAD only): its start and
-        how far it is settled, or None. Its final span starts there (give or take the
-        VAD's re-run over the trimmed buffer) and may end later."""
+        the end of the audio fed so far, or None. Its final span starts there (give or
+        take the VAD's re-run over the trimmed buffer) and ends later."""
         return self._open
 
     @property
@@ -285,7 +285,7 @@ class StreamingSegmenter:
             if end > horizon - _EPS and not final:
                 open_start = start
                 turn_start = round(max(start, self._win_cursor), 3)
-                self._open = (turn_start, round(horizon, 3)) if horizon > turn_start else None
+                self._open = (turn_start, round(buf_end, 3)) if buf_end > turn_start else None
                 break
             start = max(start, self._win_cursor)  # never overlap what was already emitted
             for span in shape_turn(start, end, self.cfg):
