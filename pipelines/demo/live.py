@@ -148,10 +148,10 @@ class HlsPublisher:
             wait = self.started_at + (offset + t) / self.speed - time.time()
             if wait > 0:
                 time.sleep(wait)
-            shift = round(offset / base)
-            packet.pts, packet.dts = packet.pts + shift, packet.dts + shift
             end = max(end, t + float((packet.duration or 0) * base))
             first = min(first, float(packet.dts * base))
+            shift = round(offset / base)
+            packet.pts, packet.dts = packet.pts + shift, packet.dts + shift
             packet.stream = self._streams[packet.stream.index]
             out.mux(packet)
         return True, end - first
