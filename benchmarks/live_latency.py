@@ -180,7 +180,12 @@ def run(args: argparse.Namespace) -> dict:
     sampling = threading.Event()
 
     def sample() -> None:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6") if args.trim else None
         while not sampling.wait(args.sample_s):
+            if libc is not None:
+                libc.malloc_trim(0)
             rss.append((time.time(), rss_mb()))
 
     threading.Thread(target=sample, daemon=True).start()
@@ -263,6 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     add("--bootstrap", default=None)
     add("--work", default=None, help="folder for the clip and the HLS files")
     add("--json-out", default=None)
+    add("--trim", action="store_true", help="malloc_trim(0) before each RSS sample")
     add("--detail", action="store_true", help="add each row's arrival time to the output")
     args = parser.parse_args(argv)
     result = run(args)

@@ -418,4 +418,11 @@ DEMO_FLAGS: tuple[Flag, ...] = (
         "local streaming runtime (docs/streaming.md)",
         choices=RUNTIMES,
     ),
+    Flag(
+        "--live",
+        "live",
+        "send the sample's audio as a live call (2 s chunk events, in real time) and show "
+        "its rows, partial ones too, while it plays (docs/live.md)",
+        switch=True,
+    ),
 )

@@ -61,6 +61,8 @@ STAGE_LIVE = "live"
 #: Records a URL call's reader may have waiting; past this the reader waits (and falls
 #: behind the live edge) instead of growing memory.
 QUEUE_RECORDS = 64
+#: A chunk starting later than this after the previous one ended leaves a recorded gap.
+HOLE_TOLERANCE_S = 0.05
 #: Largest chunk of a chunked call, by reference or inline.
 MAX_CHUNK_BYTES = 64 << 20
 
@@ -251,6 +253,9 @@ class LiveCalls:
             return self._gap(call, chunk.seq, chunk.seq, f"cannot be used ({exc})")
         start = call.at_s if chunk.start_s is None else max(call.at_s, chunk.start_s)
         out: list[Element] = []
+        if start > call.at_s + HOLE_TOLERANCE_S:  # the producer says media is missing
+            why = f"chunk {chunk.seq} starts at {start:.2f} s"
+            out += self._missing(call, why, start - call.at_s)
         for piece in decoded:
             shifted = dataclasses.replace(
                 piece,
@@ -263,6 +268,13 @@ class LiveCalls:
         length = decoded[-1].end_s if decoded else 0.0
         call.chunks, call.chunks_s = call.chunks + 1, call.chunks_s + length
         call.at_s = start + length
+        if call.at_s > self._live.max_s:  # the call is cut; its later chunks are ignored
+            error = LiveError(
+                f"call {call.ref.resolved_id!r} is over the max_s limit of "
+                f"{self._live.max_s:.0f} s (--live-max-duration): cut at {call.at_s:.0f} s"
+            )
+            out.append(DeadLetter.from_error(call.ref, STAGE_LIVE, error))
+            out += self._end_chunked(CallEnd(call.ref.resolved_id, call.chunks, "limit"))
         return out
 
     def _chunk_bytes(self, chunk: CallChunk) -> bytes:
@@ -277,13 +289,17 @@ class LiveCalls:
         return data
 
     def _gap(self, call: _ChunkCall, first: int, last: int, why: str) -> list[Element]:
-        """Chunks ``first``..``last`` are missing: a dead letter, the open turns close,
-        and the call's clock moves on by their estimated length (nothing is invented)."""
+        """Chunks ``first``..``last`` are missing: their length is estimated from the
+        chunks so far."""
         each = call.chunks_s / call.chunks if call.chunks else 0.0
-        missing_s = each * (last - first + 1)
         span = f"chunk {first}" if first == last else f"chunks {first}..{last}"
+        return self._missing(call, f"{span} {why}", each * (last - first + 1))
+
+    def _missing(self, call: _ChunkCall, what: str, missing_s: float) -> list[Element]:
+        """``missing_s`` of the call from where it got to never came: a dead letter, the
+        open turns close there, and the call's clock moves on (nothing is invented)."""
         error = LiveError(
-            f"{span} of call {call.ref.resolved_id!r} {why}; about {missing_s:.1f} s from "
+            f"call {call.ref.resolved_id!r}: {what}; about {missing_s:.1f} s from "
             f"{call.at_s:.1f} s have no rows (a recorded gap)"
         )
         out: list[Element] = [DeadLetter.from_error(call.ref, STAGE_LIVE, error)]
@@ -296,7 +312,7 @@ class LiveCalls:
         call = self._chunked.pop(end.call_id)
         self._holds.release(end.call_id)
         out: list[Element] = []
-        if end.ended_by != "final":
+        if end.ended_by == "idle":
             error = LiveError(
                 f"call {end.call_id!r} sent no chunk for {self._live.idle_timeout_s:.0f} s "
                 "and no final chunk: it is taken as ended (idle_timeout_s)"

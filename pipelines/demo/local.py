@@ -25,6 +25,7 @@ from sentistream.pipelines.flags import add_flags, from_args
 from sentistream.pipelines.options import (
     DEFAULT_RUNTIME,
     DEMO_FLAGS,
+    RUNTIME_STREAMING,
     add_model_arguments,
     config_from_args,
 )
@@ -34,6 +35,8 @@ from sentistream.pipelines.stream.settings import StreamSettings
 from sentistream.transforms.config import PipelineConfig
 from sentistream.transforms.io.events import encode_event
 
+CHUNK_S = 2.0  # --live: seconds of audio per chunk event
+
 
 def _fmt(value: float | None) -> str:
     return "    -" if value is None else f"{value:+.2f}"
@@ -42,8 +45,9 @@ def _fmt(value: float | None) -> str:
 def format_row(row: dict[str, Any], since_s: float) -> str:
     """One score row as a line of the demo's live table."""
     text = (row.get("transcript") or "")[:48]
+    mark = "~" if row.get("partial") else " "  # a live turn still open
     return (
-        f"+{since_s:5.1f}s {row['start_s']:5.1f}-{row['end_s']:5.1f}s {row['speaker']:<8} "
+        f"+{since_s:5.1f}s{mark}{row['start_s']:5.1f}-{row['end_s']:5.1f}s {row['speaker']:<8} "
         f"face {_fmt(row['face_valence'])} voice {_fmt(row['voice_valence'])} "
         f"text {_fmt(row['text_valence'])} -> {_fmt(row['fused_valence'])} "
         f"{row['fused_label']:<8} {text}"
@@ -118,11 +122,13 @@ class DemoSettings:
         bootstrap: use this Kafka; None: start the embedded local broker.
         output: Parquet root.
         runtime: the local streaming runtime (``stream/runtime.py``).
+        live: send the sample as a live call in chunk events instead (docs/live.md).
     """
 
     bootstrap: str | None = None
     output: str = "out/demo"
     runtime: str = DEFAULT_RUNTIME
+    live: bool = False
 
 
 def add_arguments(parser: Any) -> None:
@@ -137,7 +143,8 @@ def run_from_args(args: argparse.Namespace, beam_args: Sequence[str] = ()) -> in
 
 
 def run_demo(demo: DemoSettings, config: PipelineConfig, beam_args: Sequence[str] = ()) -> int:
-    """Publish the sample and a malformed event, stream both, print rows as they arrive."""
+    """Publish the sample and a malformed event (``live``: the sample as a live call),
+    stream them, print rows as they arrive."""
     sample = builtin_sample()
     run_id = uuid.uuid4().hex[:8]
     kinds = ("events", "scores", "dead", "calls")
@@ -151,17 +158,21 @@ def run_demo(demo: DemoSettings, config: PipelineConfig, beam_args: Sequence[str
             calls_topic=names[3],
             output=demo.output,
             group_id=f"sentistream-demo-{run_id}",
-            runtime=demo.runtime,
-            max_events=2,
+            runtime=RUNTIME_STREAMING if demo.live else demo.runtime,
+            max_events=None if demo.live else 2,
+            idle_timeout_s=3.0 if demo.live else None,
         )
         t0 = time.time()
-        _publish(bootstrap, names[0], sample)
-        print(
-            f"published 2 events to {names[0]} on {bootstrap}: the DEMO sample {sample.name}\n"
-            f"{DEMO_BANNER}\nand one malformed event (no uri) to show the dead-letter path. "
-            "Scoring...\n",
-            flush=True,
-        )
+        if demo.live:
+            _publish_live(bootstrap, names[0], sample)
+        else:
+            _publish(bootstrap, names[0], sample)
+            print(
+                f"published 2 events to {names[0]} on {bootstrap}: the DEMO sample "
+                f"{sample.name}\n{DEMO_BANNER}\nand one malformed event (no uri) to show "
+                "the dead-letter path. Scoring...\n",
+                flush=True,
+            )
         printer = Printer(bootstrap, names[1:], t0)
         printer.start()
         try:
@@ -175,6 +186,29 @@ def run_demo(demo: DemoSettings, config: PipelineConfig, beam_args: Sequence[str
         flush=True,
     )
     return 0 if printer.rows else 1
+
+
+def _publish_live(bootstrap: str, topic: str, sample: Path) -> None:
+    """The sample's audio as a live call: 2 s chunk events, each sent once its audio has
+    been "spoken" (a thread, started here)."""
+    from kafka import KafkaProducer
+
+    from sentistream.pipelines.demo.live import chunk_recording, publish_chunks
+
+    chunks = chunk_recording(sample, CHUNK_S)
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    print(
+        f"sending the DEMO sample {sample.name} as a live call 'demo-live' on {topic}: "
+        f"{len(chunks)} chunk events of {CHUNK_S:.0f} s, in real time. Rows marked ~ are "
+        "partial (the turn is still open); its final row follows.\n",
+        flush=True,
+    )
+    threading.Thread(
+        target=publish_chunks,
+        args=(producer, topic, "demo-live", chunks),
+        kwargs={"chunk_s": CHUNK_S},
+        daemon=True,
+    ).start()
 
 
 def _publish(bootstrap: str, topic: str, sample: Path) -> None:

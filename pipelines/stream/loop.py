@@ -15,14 +15,16 @@ import apache_beam as beam
 
 from sentistream.pipelines.runner import beam_options
 from sentistream.pipelines.stream.graph import StreamJob, attach_outputs, attach_sinks
-from sentistream.transforms.io.events import EventError, event_dead_letter
+from sentistream.transforms.io.events import EventError, event_dead_letter, load_json
 from sentistream.transforms.io.kafka_config import KafkaRecord
 from sentistream.transforms.io.kafka_offsets import commit_offset, new_consumer, partition_starts
+from sentistream.transforms.io.live_events import is_live_event
 from sentistream.transforms.schema import DeadLetterRow
 
 _LOG = logging.getLogger(__name__)
 STAGE_STREAM = "stream"
 ERR_POISON = "poison_event"
+ERR_LIVE_NEEDS_STREAMING = "live_needs_streaming"
 
 
 @dataclasses.dataclass
@@ -62,7 +64,9 @@ def run_loop(job: StreamJob, stop: threading.Event | None = None) -> LoopStats:
                     break
                 continue
             started = time.monotonic()
-            run_batch_isolating_failures(job, batch)
+            scored = refuse_live_events(job, batch)
+            if scored:
+                run_batch_isolating_failures(job, scored)
             _commit_after(consumer, batch)
             stats.events += len(batch)
             stats.runs += 1
@@ -102,12 +106,38 @@ def run_batch_isolating_failures(job: StreamJob, batch: Sequence[KafkaRecord]) -
         alone = [(record, _try(job, [record], attempts)) for record in batch]
         poison = [(record, failed) for record, failed in alone if failed is not None]
     if poison:
-        with beam.Pipeline(options=beam_options(job.beam_args)) as p:
-            rows = p | "Poison" >> beam.Create(
-                [poison_dead_letter(r, e, attempts) for r, e in poison]
-            )
-            attach_sinks(rows, job.settings, "PoisonDeadLetters")
+        _write_dead_letters(job, [poison_dead_letter(r, e, attempts) for r, e in poison], "Poison")
     return len(poison)
+
+
+def refuse_live_events(job: StreamJob, batch: Sequence[KafkaRecord]) -> list[KafkaRecord]:
+    """The events of ``batch`` that are not live; the live ones (a live URL or a chunk,
+    docs/live.md) become dead letters: a bounded run ends long before a live call does,
+    so only the streaming runtime takes them."""
+    keep, refused = [], []
+    for record in batch:
+        try:
+            event = load_json(record.value or b"")
+        except EventError:
+            event = None
+        if isinstance(event, dict) and is_live_event(event):
+            err = EventError(
+                ERR_LIVE_NEEDS_STREAMING,
+                "live events need the streaming runtime (--runtime streaming); the loop "
+                "runtime runs bounded batches, which end before a live call does",
+            )
+            refused.append(event_dead_letter(record.value or b"", err, now=time.time()))
+        else:
+            keep.append(record)
+    if refused:
+        _write_dead_letters(job, refused, "LiveRefused")
+    return keep
+
+
+def _write_dead_letters(job: StreamJob, rows: Sequence[DeadLetterRow], label: str) -> None:
+    with beam.Pipeline(options=beam_options(job.beam_args)) as p:
+        pcoll = p | label >> beam.Create(list(rows))
+        attach_sinks(pcoll, job.settings, f"{label}DeadLetters")
 
 
 def _try(job: StreamJob, batch: Sequence[KafkaRecord], attempts: int) -> Exception | None:

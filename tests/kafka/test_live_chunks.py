@@ -155,3 +155,21 @@ def test_killed_mid_call_the_restarted_job_reads_the_call_again(topics, chunks, 
     assert before & expected  # rows from before the kill came again, under the same ids
     assert len(rows) > len(latest)
     assert committed(topics.bootstrap, topics.events, topics.group) == len(chunks)
+
+
+def test_the_loop_runtime_dead_letters_live_events(topics, chunks, tmp_path):
+    from kafkatools import produce
+
+    from sentistream.transforms.io.live_events import encode_chunk_event, encode_live_event
+
+    events = [
+        encode_live_event("http://127.0.0.1:9/live.m3u8", video_id="url-call"),
+        encode_chunk_event("chunk-call", 0, data=chunks[0]),
+    ]
+    produce(topics.bootstrap, topics.events, events)
+    settings = settings_for(topics, tmp_path / "out", runtime="loop", max_events=2)
+    run(StreamJob(settings, live_config()))
+    letters = [row for _, row in consume(topics.bootstrap, topics.dead_letters, expect=2)]
+    assert sorted(r["video_id"] for r in letters) == ["chunk-call", "url-call"]
+    assert {r["error_type"] for r in letters} == {"live_needs_streaming"}
+    assert committed(topics.bootstrap, topics.events, topics.group) == 2

@@ -181,3 +181,21 @@ def test_a_chunked_call_without_its_final_chunk_ends_when_idle(talk):
     assert isinstance(end, RecordingEnd) and end.complete is False
     assert end.duration_s == pytest.approx(6.0, abs=0.01)
     assert calls.open_calls == 0
+
+
+def test_a_chunked_call_over_the_length_limit_is_cut(talk):
+    from sentistream.pipelines.demo.live import wav_bytes
+    from sentistream.transforms.config import DecodeConfig
+    from sentistream.transforms.live import LiveCalls
+    from sentistream.transforms.records import DeadLetter, RecordingEnd
+
+    calls = LiveCalls(DecodeConfig(fps=0), SegmentConfig(prefer_captions=False),
+                      PolicyConfig(), LiveConfig(max_s=3.0), holds=LiveHolds())  # fmt: skip
+    out = []
+    for seq in range(4):
+        data = wav_bytes(talk[None, seq * 2 * RATE : (seq + 1) * 2 * RATE])
+        out.append(calls.add_chunk(CallChunk("long", seq, data=data)))
+    cut = out[1]
+    assert any(isinstance(e, DeadLetter) and "max_s limit" in e.error for e in cut)
+    assert isinstance(cut[-1], RecordingEnd) and cut[-1].complete is False
+    assert out[2] == out[3] == [] and calls.open_calls == 0  # later chunks are ignored

@@ -167,7 +167,8 @@ def _best_effort_ids(raw: bytes | str) -> tuple[str, str]:
         return "", ""
     if not isinstance(event, dict):
         return "", ""
-    vid, uri = event.get("video_id"), event.get("uri")
+    vid = event.get("video_id", event.get("call_id"))  # a chunk event names its call
+    uri = event.get("uri", event.get("live_uri"))
     return (str(vid) if isinstance(vid, str | int) else ""), (uri if isinstance(uri, str) else "")
 
 
