@@ -68,33 +68,6 @@ def make_clip(path: Path, seconds: float) -> list[tuple[float, float]]:
     return [(c.start_s, c.end_s) for c in cues]
 
 
-class Follower:
-    """The output topic from its start, in a thread: (arrival time, row)."""
-
-    def __init__(self, bootstrap: str, topic: str) -> None:
-        self.rows: list[tuple[float, dict]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(bootstrap, topic), daemon=True)
-        self._thread.start()
-
-    def _run(self, bootstrap: str, topic: str) -> None:
-        from kafka import KafkaConsumer, TopicPartition
-
-        consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-        tp = TopicPartition(topic, 0)
-        consumer.assign([tp])
-        consumer.seek_to_beginning(tp)
-        while not self._stop.is_set():
-            for records in consumer.poll(timeout_ms=50).values():
-                now = time.time()
-                self.rows.extend((now, json.loads(r.value)) for r in records)
-        consumer.close(autocommit=False)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-
 def rss_mb() -> float:
     with open("/proc/self/status") as f:
         for line in f:
@@ -140,7 +113,7 @@ def summary(points: list[tuple[float, float]]) -> dict:
 
 def run(args: argparse.Namespace) -> dict:
     from sentistream.pipelines.broker import LocalBroker, ensure_topics
-    from sentistream.pipelines.demo.live import HlsPublisher, serve_folder
+    from sentistream.pipelines.demo.live import HlsPublisher, TopicTail, serve_folder
     from sentistream.pipelines.options import command_line_defaults
     from sentistream.pipelines.stream.graph import StreamJob
     from sentistream.pipelines.stream.runtime import run as run_stream
@@ -167,15 +140,14 @@ def run(args: argparse.Namespace) -> dict:
         command_line_defaults(),
         live=LiveConfig(allowed_hosts=("127.0.0.1",), partial_every_s=args.partial_every_s),
     )
-    follower = Follower(bootstrap, settings.output_topic)
+    follower = TopicTail(bootstrap, settings.output_topic)
     stream = threading.Thread(target=run_stream, args=(StreamJob(settings, config),))
     stream.start()
     from kafka import KafkaProducer
 
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
     producer.send(settings.input_topic, encode_event(str(clip), video_id="warm-up")).get(10)
-    while not any(r["video_id"] == "warm-up" for _, r in follower.rows):
-        time.sleep(0.2)
+    follower.wait_for(lambda r: r["video_id"] == "warm-up", timeout_s=600)
     rss: list[tuple[float, float]] = []
     sampling = threading.Event()
 
@@ -201,7 +173,7 @@ def run(args: argparse.Namespace) -> dict:
             pub.wait()
         stream.join()
     sampling.set()
-    follower.stop()
+    follower.stop(linger_s=0)
     producer.close()
     if broker is not None:
         broker.stop()

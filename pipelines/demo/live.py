@@ -24,6 +24,7 @@ import contextlib
 import functools
 import http.server
 import io
+import json
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -155,6 +156,49 @@ class HlsPublisher:
             packet.stream = self._streams[packet.stream.index]
             out.mux(packet)
         return True, end - first
+
+
+class TopicTail:
+    """Reads ``topic`` (partition 0) from its start in a thread and keeps each record as
+    (arrival time, JSON value): the consumer side, for watching rows arrive live."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self.rows: list[tuple[float, dict[str, Any]]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, args=(bootstrap, topic), daemon=True, name=f"tail-{topic}"
+        )
+        self._thread.start()
+
+    def _run(self, bootstrap: str, topic: str) -> None:
+        from kafka import KafkaConsumer, TopicPartition
+
+        consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        tp = TopicPartition(topic, 0)
+        consumer.assign([tp])
+        consumer.seek_to_beginning(tp)
+        try:
+            while not self._stop.is_set():
+                for records in consumer.poll(timeout_ms=50).values():
+                    now = time.time()
+                    self.rows.extend((now, json.loads(r.value)) for r in records)
+        finally:
+            consumer.close(autocommit=False)
+
+    def wait_for(self, match: Any, timeout_s: float) -> None:
+        """Until a row with ``match(row)`` arrived; ``TimeoutError`` after ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        while not any(match(row) for _, row in self.rows):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no matching row within {timeout_s:.0f} s")
+            time.sleep(0.1)
+
+    def stop(self, linger_s: float = 1.0) -> list[tuple[float, dict[str, Any]]]:
+        """Read for ``linger_s`` more, stop, and return the rows."""
+        time.sleep(linger_s)
+        self._stop.set()
+        self._thread.join(timeout=10)
+        return self.rows
 
 
 def chunk_recording(source: str | Path, chunk_s: float = 2.0) -> list[bytes]:

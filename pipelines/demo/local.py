@@ -161,6 +161,8 @@ def run_demo(demo: DemoSettings, config: PipelineConfig, beam_args: Sequence[str
             runtime=RUNTIME_STREAMING if demo.live else demo.runtime,
             max_events=None if demo.live else 2,
             idle_timeout_s=3.0 if demo.live else None,
+            # --live: the call's sender is a thread of this process, which must not fork
+            isolate_runs=not demo.live,
         )
         t0 = time.time()
         if demo.live:
@@ -189,11 +191,13 @@ def run_demo(demo: DemoSettings, config: PipelineConfig, beam_args: Sequence[str
 
 
 def _publish_live(bootstrap: str, topic: str, sample: Path) -> None:
-    """The sample's audio as a live call: 2 s chunk events, each sent once its audio has
-    been "spoken" (a thread, started here)."""
+    """The sample's audio as a live call in 2 s chunk events (a thread, started here):
+    the first chunk at once, the others in real time once the stream has taken it (so
+    the model loading at start-up does not show as latency)."""
     from kafka import KafkaProducer
 
     from sentistream.pipelines.demo.live import chunk_recording, publish_chunks
+    from sentistream.transforms.io.live_holds import HOLDS
 
     chunks = chunk_recording(sample, CHUNK_S)
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
@@ -203,12 +207,16 @@ def _publish_live(bootstrap: str, topic: str, sample: Path) -> None:
         "partial (the turn is still open); its final row follows.\n",
         flush=True,
     )
-    threading.Thread(
-        target=publish_chunks,
-        args=(producer, topic, "demo-live", chunks),
-        kwargs={"chunk_s": CHUNK_S},
-        daemon=True,
-    ).start()
+
+    def send() -> None:
+        publish_chunks(producer, topic, "demo-live", chunks, chunk_s=CHUNK_S, order=[0])
+        deadline = time.monotonic() + 600
+        while not HOLDS.active() and time.monotonic() < deadline:  # the stream has it
+            time.sleep(0.05)
+        rest = range(1, len(chunks))
+        publish_chunks(producer, topic, "demo-live", chunks, chunk_s=CHUNK_S, order=rest)
+
+    threading.Thread(target=send, daemon=True, name="demo-live-call").start()
 
 
 def _publish(bootstrap: str, topic: str, sample: Path) -> None:

@@ -9,7 +9,8 @@ or ``python -m sentistream.pipelines.stream`` (same flags; add ``--runner=...`` 
 ``--kafka-io xlang`` for Dataflow or Flink). The graph is ``stream/graph.py``; the local
 runtimes (``streaming``, ``loop``) are ``stream/runtime.py``. Without ``--bootstrap`` an
 embedded local broker (in-memory Tansu) is started, which only makes sense for trying
-things out: see ``sentistream demo``.
+things out: see ``sentistream demo``. Live calls (a stream URL, or chunk events) are
+scored while they go on: docs/live.md.
 """
 
 from __future__ import annotations

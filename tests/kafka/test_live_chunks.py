@@ -14,10 +14,10 @@ import time
 import numpy as np
 import pytest
 from kafkatools import committed, consume, settings_for
-from test_live_stream import Follower, live_config
+from test_live_stream import live_config
 from test_stream_e2e import _stream_process
 
-from sentistream.pipelines.demo.live import chunk_recording, publish_chunks
+from sentistream.pipelines.demo.live import TopicTail, chunk_recording, publish_chunks
 from sentistream.pipelines.stream.graph import StreamJob
 from sentistream.pipelines.stream.runtime import run
 from sentistream.transforms.config import DecodeConfig, LiveConfig, PolicyConfig, SegmentConfig
@@ -48,9 +48,9 @@ def _producer(bootstrap: str):
 
 def test_chunked_calls_reassembled_with_gaps_recorded(topics, chunks, tmp_path):
     config = live_config(gap_timeout_s=2.0)
-    scores = Follower(topics.bootstrap, topics.scores)
-    calls = Follower(topics.bootstrap, topics.calls)
-    dead = Follower(topics.bootstrap, topics.dead_letters)
+    scores = TopicTail(topics.bootstrap, topics.scores)
+    calls = TopicTail(topics.bootstrap, topics.calls)
+    dead = TopicTail(topics.bootstrap, topics.dead_letters)
     settings = settings_for(
         topics, tmp_path / "out", runtime="streaming", idle_timeout_s=4.0, isolate_runs=False
     )
@@ -78,7 +78,7 @@ def test_chunked_calls_reassembled_with_gaps_recorded(topics, chunks, tmp_path):
     producer.close()
     assert not stream.is_alive()
 
-    rows = [r for _, _, r in scores.stop()]
+    rows = [r for _, r in scores.stop()]
     final = {
         vid: [r for r in rows if r["video_id"] == vid and not r["partial"]]
         for vid in ("clean", "lossy")
@@ -88,7 +88,7 @@ def test_chunked_calls_reassembled_with_gaps_recorded(topics, chunks, tmp_path):
     assert [(r["start_s"], r["end_s"]) for r in final["clean"]] == [
         (s.start_s, s.end_s) for s in expected
     ]
-    letters = [r for _, _, r in dead.stop()]
+    letters = [r for _, r in dead.stop()]
     assert {r["video_id"] for r in letters} == {"lossy"}
     reasons = sorted(r["error"] for r in letters)
     assert any("chunk 3 " in e and "cannot be used" in e for e in reasons), reasons
@@ -97,7 +97,7 @@ def test_chunked_calls_reassembled_with_gaps_recorded(topics, chunks, tmp_path):
     for r in final["lossy"]:
         for seq in (3, 6):
             assert r["end_s"] <= seq * CHUNK_S + 0.05 or r["start_s"] >= (seq + 1) * CHUNK_S - 0.05
-    summaries = {r["video_id"]: r for _, _, r in calls.stop()}
+    summaries = {r["video_id"]: r for _, r in calls.stop()}
     assert summaries["clean"]["complete"] is True
     assert summaries["lossy"]["complete"] is False
 

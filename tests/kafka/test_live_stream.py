@@ -7,7 +7,6 @@ ends as a dead letter without hurting the other call."""
 from __future__ import annotations
 
 import dataclasses
-import json
 import threading
 import time
 from pathlib import Path
@@ -16,7 +15,7 @@ import pytest
 from kafkatools import settings_for
 from test_stream_e2e import stream_config
 
-from sentistream.pipelines.demo.live import HlsPublisher, serve_folder
+from sentistream.pipelines.demo.live import HlsPublisher, TopicTail, serve_folder
 from sentistream.pipelines.stream.graph import StreamJob
 from sentistream.pipelines.stream.runtime import run
 from sentistream.transforms.config import LiveConfig, SegmentConfig
@@ -58,43 +57,6 @@ def live_clip(tmp_path_factory) -> Path:
     return path
 
 
-class Follower:
-    """Reads a topic from the start in a thread; keeps (arrival time, key, JSON)."""
-
-    def __init__(self, bootstrap: str, topic: str) -> None:
-        self.rows: list[tuple[float, bytes | None, dict]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(bootstrap, topic), daemon=True)
-        self._thread.start()
-
-    def _run(self, bootstrap: str, topic: str) -> None:
-        from kafka import KafkaConsumer, TopicPartition
-
-        consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-        tp = TopicPartition(topic, 0)
-        consumer.assign([tp])
-        consumer.seek_to_beginning(tp)
-        try:
-            while not self._stop.is_set():
-                for records in consumer.poll(timeout_ms=100).values():
-                    now = time.time()
-                    self.rows.extend((now, r.key, json.loads(r.value)) for r in records)
-        finally:
-            consumer.close(autocommit=False)
-
-    def wait_for(self, match, timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
-        while not any(match(row) for _, _, row in self.rows):
-            assert time.monotonic() < deadline, "timed out waiting for a row"
-            time.sleep(0.1)
-
-    def stop(self) -> list[tuple[float, bytes | None, dict]]:
-        time.sleep(1.0)
-        self._stop.set()
-        self._thread.join(timeout=10)
-        return self.rows
-
-
 def _stream(topics, out, config) -> threading.Thread:
     settings = settings_for(
         topics, out, runtime="streaming", idle_timeout_s=3.0, isolate_runs=False
@@ -110,13 +72,13 @@ def test_live_hls_rows_arrive_during_the_call_and_a_stall_is_a_dead_letter(
     from kafkatools import produce
 
     folder = tmp_path / "www"
-    scores = Follower(topics.bootstrap, topics.scores)
-    calls = Follower(topics.bootstrap, topics.calls)
-    dead = Follower(topics.bootstrap, topics.dead_letters)
+    scores = TopicTail(topics.bootstrap, topics.scores)
+    calls = TopicTail(topics.bootstrap, topics.calls)
+    dead = TopicTail(topics.bootstrap, topics.dead_letters)
     stream = _stream(topics, tmp_path / "out", live_config())
     # A finished recording first: once its rows are out, the models are loaded.
     produce(topics.bootstrap, topics.events, [encode_event(str(live_clip), video_id="warm")])
-    scores.wait_for(lambda row: row["video_id"] == "warm", timeout_s=120)
+    scores.wait_for(lambda row: row["video_id"] == "warm", timeout_s=180)
     with (
         serve_folder(folder) as base,
         HlsPublisher(live_clip, folder / "good") as good,
@@ -134,30 +96,30 @@ def test_live_hls_rows_arrive_during_the_call_and_a_stall_is_a_dead_letter(
         assert stalls.error is None and good.error is None
     assert not stream.is_alive()
     rows = scores.stop()
-    by_call = {vid: [r for r in rows if r[2]["video_id"] == vid] for vid in ("good", "stalls")}
+    by_call = {vid: [r for r in rows if r[1]["video_id"] == vid] for vid in ("good", "stalls")}
     good_rows = by_call["good"]
     assert good_rows, "no rows for the live call"
     # Rows came while the call was on: the first one long before it ended.
     assert good_rows[0][0] < ended_at - 8.0
-    final = [r for _, _, r in good_rows if not r["partial"]]
-    partial = [r for _, _, r in good_rows if r["partial"]]
+    final = [r for _, r in good_rows if not r["partial"]]
+    partial = [r for _, r in good_rows if r["partial"]]
     assert partial, "no partial row for a turn still open"
     final_ids = [r["segment_id"] for r in final]
     assert len(final_ids) == len(set(final_ids))
     assert {r["segment_id"] for r in partial} <= set(final_ids)
-    order = [(r["segment_id"], r["partial"]) for _, _, r in good_rows]
+    order = [(r["segment_id"], r["partial"]) for _, r in good_rows]
     for p in partial:  # a partial row is on the topic before its final row
         key = p["segment_id"]
         assert order.index((key, True)) < order.index((key, False))
     assert all(r["transcript"] for r in final if r["segmenter"] == "vad")
     # The stalled call: rows up to the stall, then a dead letter saying it stalled.
     assert by_call["stalls"]
-    assert max(r["end_s"] for _, _, r in by_call["stalls"]) < 8.0
-    letters = {r["video_id"]: r for _, _, r in dead.stop()}
+    assert max(r["end_s"] for _, r in by_call["stalls"]) < 8.0
+    letters = {r["video_id"]: r for _, r in dead.stop()}
     assert "stalled" in letters["stalls"]["error"]
     assert "not one of the allowed live hosts" in letters["refused"]["error"]
     assert "good" not in letters
-    summaries = {r["video_id"]: r for _, _, r in calls.stop()}
+    summaries = {r["video_id"]: r for _, r in calls.stop()}
     assert summaries["good"]["complete"] is True
     assert summaries["stalls"]["complete"] is False
     assert summaries["good"]["talk_time_s"] > 8.0
