@@ -45,13 +45,9 @@ from sentistream.transforms.config import (
 )
 from sentistream.transforms.io.chunks import CallChunk, CallEnd, ChunkAssembler, Gap
 from sentistream.transforms.io.live_holds import HOLDS, LiveHolds
-from sentistream.transforms.media.decoding import (
-    MediaChunk,
-    MediaInfo,
-    iter_chunks,
-    iter_live_chunks,
-)
+from sentistream.transforms.media.decoding import MediaChunk, MediaInfo, iter_chunks
 from sentistream.transforms.media.limits import check_allowed
+from sentistream.transforms.media.live import iter_live_chunks
 from sentistream.transforms.recording import RecordingSegments
 from sentistream.transforms.records import INPUTS, DeadLetter, Element, VideoRef
 

@@ -6,36 +6,33 @@ Memory is bounded by a chunk whatever the file's length. t = 0 is the container'
 Audio: 16 kHz float32, every channel kept (a stereo call keeps agent and customer apart),
 timestamp gaps filled with silence. Frames: for each sample time k / fps the decoded
 frame nearest to it (each at most once), converted to RGB and scaled in FFmpeg only when
-taken; ``fps == 0`` skips video decoding (packets still give the timeline). No Beam.
+taken; ``fps == 0`` skips video decoding (packets still give the timeline). A live
+stream goes through the same ``decode_container`` (``live.py`` opens it). No Beam.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 import av
 import numpy as np
 
 from sentistream.models.audio import (
-    MEDIA_FORMATS,
     SAMPLE_RATE,
     DamagedFrame,
     MediaRefused,
     open_container,
-    open_options,
 )
-from sentistream.transforms.config import LIVE_PROTOCOLS, DecodeConfig, LiveConfig
+from sentistream.transforms.config import DecodeConfig
 from sentistream.transforms.media.limits import (
     MediaDecodeError,
     MediaLimitError,
     check_limits,
-    check_live_uri,
 )
 from sentistream.transforms.media.tracks import AudioTrack, FrameSampler
 from sentistream.transforms.records import Frame
@@ -48,12 +45,8 @@ TAIL_S = 0.5
 # duration mean a damaged file.
 TRUNCATION_TOLERANCE_S = 0.5
 _ESTIMATED_DURATION_FORMATS = ("mp3", "aac", "ac3", "eac3")
-# Demuxers a live URL may use besides the file ones (HLS playlists, RTSP / RTP sessions).
-LIVE_FORMATS: tuple[str, ...] = ("hls", "rtsp", "rtp", "sdp", "live_flv")
 # A live stream ending this share of the stall timeout after its last packet stalled.
 STALL_MARGIN = 0.9
-# Pause between attempts to open a live URL that is not up yet.
-LIVE_RETRY_S = 0.5
 # Decoding errors tolerated (damaged packets are skipped) before the file is rejected.
 MAX_DECODE_ERRORS = 10
 
@@ -203,65 +196,14 @@ def iter_chunks(source: str | BinaryIO, cfg: DecodeConfig) -> Iterator[MediaInfo
             duration_s=info.duration_s,
         )
         yield info
-        yield from _decode(container, info, cfg)
-
-
-def iter_live_chunks(
-    uri: str, cfg: DecodeConfig, live: LiveConfig
-) -> Iterator[MediaInfo | MediaChunk]:
-    """Decode a live stream URL (HLS, RTSP, RTMP, SRT, ...) as it arrives: the
-    ``MediaInfo``, then ``MediaChunk`` s of ``live.chunk_s`` until the stream ends.
-
-    Times are the stream's own from where the reader joined it (t = 0 is the first packet
-    read). Only ``live.allowed_hosts`` may be named (``check_live_uri``). Raises
-    ``LiveStalled`` after the chunks so far when no media came for ``live.stall_timeout_s``
-    (FFmpeg's read is interrupted), ``MediaLimitError`` past ``live.max_s``.
-    """
-    check_live_uri(uri, live.allowed_hosts)
-    timeout = live.stall_timeout_s
-    options = {
-        **open_options(MEDIA_FORMATS + LIVE_FORMATS),
-        "protocol_whitelist": ",".join(LIVE_PROTOCOLS),
-    }
-    container = _open_live(uri, options, timeout)
-    try:
-        info = probe(container)
-        check_limits(
-            uri, cfg, channels=info.channels, width=info.width, height=info.height, duration_s=None
-        )
-        yield info
-        live_cfg = dataclasses.replace(
-            cfg, chunk_s=live.chunk_s, max_duration_s=live.max_s, max_decode_s=2 * live.max_s
-        )
-        yield from _decode(container, info, live_cfg, stall_s=timeout)
-    except av.ExitError as e:  # the interrupt callback: no data for the read timeout
-        raise LiveStalled(
-            f"live source {uri!r} stalled: no media for {timeout:.0f} s (stall_timeout_s)"
-        ) from e
-    finally:
-        container.close()
-
-
-def _open_live(uri: str, options: dict[str, str], timeout: float) -> Any:
-    """Open a live URL, trying again for ``timeout`` seconds: a call's stream may not be
-    up yet when its event arrives (an HLS playlist appears with its first segment)."""
-    give_up = time.monotonic() + timeout
-    while True:
-        try:
-            return av.open(uri, mode="r", options=options, timeout=(timeout, timeout))
-        except av.FFmpegError as e:
-            if time.monotonic() >= give_up:
-                raise MediaDecodeError(
-                    f"live source {uri!r} cannot be opened (tried for {timeout:.0f} s): {e}"
-                ) from e
-            time.sleep(LIVE_RETRY_S)
+        yield from decode_container(container, info, cfg)
 
 
 class LiveStalled(MediaDecodeError):
     """A live source gave no media for ``LiveConfig.stall_timeout_s``."""
 
 
-def _decode(
+def decode_container(
     container: av.container.InputContainer,
     info: MediaInfo,
     cfg: DecodeConfig,
