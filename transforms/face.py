@@ -48,7 +48,8 @@ class FaceHandler(SegmentModelHandler[Any, tuple[Frame, ...]]):
         return face_input(record)
 
     def predict(self, model: Any, inputs: Sequence[tuple[Frame, ...]]) -> list[ModalityResult]:
-        from sentistream.models.face.model import aggregate_segment, crop_faces, detect_faces
+        from sentistream.models.face.detect import crop_faces, detect_faces
+        from sentistream.models.face.model import aggregate_segment
 
         cfg = self._config
         # Detect in every frame of every segment, then classify all crops in one call.

@@ -15,7 +15,8 @@ pytestmark = pytest.mark.gpu
 def test_face_model_on_cuda_matches_cpu():
     from skimage import data as skdata
 
-    from sentistream.models.face.model import FaceExpressionModel, crop_faces, detect_faces
+    from sentistream.models.face.detect import crop_faces, detect_faces
+    from sentistream.models.face.model import FaceExpressionModel
 
     rgb = skdata.astronaut()
     crops = crop_faces(rgb, detect_faces(rgb))

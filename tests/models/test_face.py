@@ -12,14 +12,12 @@ import torch
 from skimage import data as skdata
 
 from sentistream.models.bundle import BUNDLE_FILE, WEIGHTS_FILE, load_bundle_meta
+from sentistream.models.face.detect import FaceBox, crop_faces, detect_faces
 from sentistream.models.face.model import (
     FER2013_LABELS,
-    FaceBox,
     FaceExpressionModel,
     _pad_same,
     aggregate_segment,
-    crop_faces,
-    detect_faces,
     expression_valence,
     mini_xception,
     preprocess_crops,

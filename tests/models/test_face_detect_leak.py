@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sentistream.models.face.model import _facedetect_cnn, detect_faces
+from sentistream.models.face.detect import _facedetect_cnn, detect_faces
 
 
 def _frames() -> list[np.ndarray]:
