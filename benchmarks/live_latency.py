@@ -37,6 +37,7 @@ import uuid
 from pathlib import Path
 
 import numpy as np
+from streambench.follower import rss_mb
 
 REPO = Path(__file__).resolve().parents[1]
 SENTENCES = (
@@ -49,31 +50,17 @@ SENTENCES = (
 
 def make_clip(path: Path, seconds: float) -> list[tuple[float, float]]:
     """A talking-head mp4 (a keyframe a second) with the sentences spoken over and over;
-    returns the spans of speech."""
-    from skimage import data as skdata
+    returns the spans of speech (its captions, which are then removed so that the
+    warm-up recording is transcribed like the calls)."""
+    from sentistream.pipelines.demo.clips import spoken_clip
+    from sentistream.transforms.media.captions import parse_captions
 
-    from sentistream.models.audio import SAMPLE_RATE
-    from sentistream.pipelines.demo import synth
-    from sentistream.pipelines.demo.clips import spoken_track
-
-    track, cues = spoken_track(SENTENCES, duration_s=seconds, repeat=True)
-    fps = 10
-    frames = synth.talking_head_frames(
-        skdata.astronaut(), int(seconds * fps), size=(320, 180), fps=fps
-    )
-    opts = {"g": str(fps), "threads": "1"}
-    synth.write_media(
-        path, frames=frames, fps=fps, audio=track, sample_rate=SAMPLE_RATE, video_options=opts
-    )
+    spoken_clip(path, SENTENCES, duration_s=seconds, repeat=True, size=(320, 180), fps=10,
+                keyframe_s=1.0)  # fmt: skip
+    vtt = path.with_suffix(".vtt")
+    cues = parse_captions(vtt.read_text())
+    vtt.unlink()
     return [(c.start_s, c.end_s) for c in cues]
-
-
-def rss_mb() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def latencies(
@@ -152,13 +139,8 @@ def run(args: argparse.Namespace) -> dict:
     sampling = threading.Event()
 
     def sample() -> None:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6") if args.trim else None
         while not sampling.wait(args.sample_s):
-            if libc is not None:
-                libc.malloc_trim(0)
-            rss.append((time.time(), rss_mb()))
+            rss.append((time.time(), rss_mb(os.getpid())))
 
     threading.Thread(target=sample, daemon=True).start()
     www = work / f"www-{tag}"
@@ -240,7 +222,6 @@ def main(argv: list[str] | None = None) -> int:
     add("--bootstrap", default=None)
     add("--work", default=None, help="folder for the clip and the HLS files")
     add("--json-out", default=None)
-    add("--trim", action="store_true", help="malloc_trim(0) before each RSS sample")
     add("--detail", action="store_true", help="add each row's arrival time to the output")
     args = parser.parse_args(argv)
     result = run(args)

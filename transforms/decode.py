@@ -30,6 +30,7 @@ from apache_beam.utils.timestamp import Timestamp
 from apache_beam.utils.windowed_value import WindowedValue
 
 from sentistream.transforms.config import DecodeConfig, LiveConfig, PolicyConfig, SegmentConfig
+from sentistream.transforms.live import LiveCalls, is_live
 from sentistream.transforms.media.captions import Cue, find_sidecar, parse_captions
 from sentistream.transforms.media.decoding import MediaChunk, MediaInfo, iter_chunks
 from sentistream.transforms.media.limits import MediaLimitError, check_allowed, check_local_input
@@ -155,15 +156,13 @@ class DecodeAndSegmentFn(beam.DoFn):
         self._policy_cfg = policy_cfg
         self._carry = tuple(carry)
         self._live_cfg = live_cfg or LiveConfig()
-        self._live: Any = None
+        self._live: LiveCalls | None = None
         self._videos = Metrics.counter("sentistream.decode", "videos")
         self._segments = Metrics.counter("sentistream.decode", "segments")
         self._frames = Metrics.counter("sentistream.decode", "frames")
         self._failures = Metrics.counter("sentistream.decode", "dead_letters")
 
     def setup(self) -> None:
-        from sentistream.transforms.live import LiveCalls
-
         cfgs = (self._decode_cfg, self._segment_cfg, self._policy_cfg, self._live_cfg)
         self._live = LiveCalls(*cfgs, self._carry)
 
@@ -172,8 +171,6 @@ class DecodeAndSegmentFn(beam.DoFn):
             self._live.close()
 
     def process(self, element: Any) -> Iterator[Element]:
-        from sentistream.transforms.live import is_live
-
         if is_live(element):
             yield from self._counted(self._live.start_or_add(element))
         else:

@@ -52,9 +52,11 @@ def spoken_clip(
     size: tuple[int, int] = (640, 360),
     fps: float = 25.0,
     captions: bool = True,
+    keyframe_s: float | None = None,
 ) -> Path:
     """An mp4 at ``path``: the astronaut portrait as a talking head, speaking
-    ``sentences`` (``spoken_track``); with ``captions`` a WebVTT sidecar of them."""
+    ``sentences`` (``spoken_track``); with ``captions`` a WebVTT sidecar of them;
+    ``keyframe_s``: a keyframe at least this often (HLS cuts segments at keyframes)."""
     from skimage import data as skdata
 
     path = Path(path)
@@ -62,7 +64,12 @@ def spoken_clip(
     frames = synth.talking_head_frames(
         skdata.astronaut(), int(duration_s * fps), size=size, fps=fps
     )
-    synth.write_media(path, frames=frames, fps=fps, audio=track, sample_rate=RATE)
+    options = None
+    if keyframe_s is not None:
+        options = {"g": str(max(1, round(keyframe_s * fps))), "threads": "1"}
+    synth.write_media(
+        path, frames=frames, fps=fps, audio=track, sample_rate=RATE, video_options=options
+    )
     if captions:
         synth.write_vtt(path.with_suffix(".vtt"), cues)
     return path

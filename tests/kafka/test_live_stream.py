@@ -42,18 +42,11 @@ def live_config(**live):
 @pytest.fixture(scope="module")
 def live_clip(tmp_path_factory) -> Path:
     """16 s of talking head with speech, a keyframe every second (HLS cuts at them)."""
-    from skimage import data as skdata
-
-    from sentistream.models.audio import SAMPLE_RATE
-    from sentistream.pipelines.demo import synth
-    from sentistream.pipelines.demo.clips import spoken_track
+    from sentistream.pipelines.demo.clips import spoken_clip
 
     path = tmp_path_factory.mktemp("live") / "call.mp4"
-    track, _ = spoken_track(SENTENCES, duration_s=16.0, repeat=True)
-    frames = synth.talking_head_frames(skdata.astronaut(), 160, size=(320, 180), fps=10)
-    opts = {"g": "10", "threads": "1"}
-    synth.write_media(path, frames=frames, fps=10, audio=track, sample_rate=SAMPLE_RATE,
-                      video_options=opts)  # fmt: skip
+    spoken_clip(path, SENTENCES, duration_s=16.0, repeat=True, size=(320, 180), fps=10,
+                captions=False, keyframe_s=1.0)  # fmt: skip
     return path
 
 
