@@ -6,7 +6,8 @@
 Reports, for a 640x360 25 fps H.264+AAC clip with speech and captions:
   * decode-only time (the limit: nothing can be faster than reading the file),
   * per step of the data path (``transforms/plan.py``), steady state (models already
-    loaded): decode+segment (+ policy), face, transcript (captions or speech recognition),
+    loaded): decode+segment (+ policy), the diarization's first pass (unless
+    ``--diarize off``), face, transcript (captions or speech recognition),
     voice, text, fuse, calls (the call-level rows), as seconds and real-time factor
     (video seconds per wall second),
   * the whole ``sentistream run`` command in a fresh process: wall time (with interpreter,
@@ -32,6 +33,7 @@ from sentistream.transforms.asr import AsrHandler
 from sentistream.transforms.calls import summarize
 from sentistream.transforms.config import PipelineConfig
 from sentistream.transforms.decode import iter_segments
+from sentistream.transforms.diarization import diarize_recording
 from sentistream.transforms.face import FaceHandler
 from sentistream.transforms.media.decoding import iter_chunks
 from sentistream.transforms.plan import DataPath, plan
@@ -123,6 +125,13 @@ def stages(clip: Path, seconds: float, config: PipelineConfig, *, asr: bool) -> 
     )
     *records, end = elements
     report["segments"] = len(records)
+    diarized = config.diarize.mode != "off"
+    if diarized:  # the first pass over the audio (a mono clip: one track)
+        _, report["diarize_s"] = timed(
+            lambda: diarize_recording(
+                ref, path.decode, config.segment, config.policy, config.diarize, 1
+            )
+        )
     for step in path.steps:
         handler, batch = _handler(step, path, config)
         model, report[f"{step}_load_s"] = timed(handler.load_model)
@@ -140,7 +149,7 @@ def stages(clip: Path, seconds: float, config: PipelineConfig, *, asr: bool) -> 
     report["present"] = {
         m: sum(getattr(r, f"{m}_present") for r in rows) for m in ("face", "voice", "text")
     }
-    names = ["decode_segment", *path.steps, "fuse", "calls"]
+    names = ["decode_segment", *(["diarize"] if diarized else []), *path.steps, "fuse", "calls"]
     steady = sum(report[f"{k}_s"] for k in names)
     report["steady_state_s"] = steady
     report["steady_state_rtf"] = seconds / steady

@@ -28,7 +28,7 @@ BUNDLE_FILE = "bundle.json"
 WEIGHTS_FILE = "weights.pt"
 CARD_FILE = "card.md"
 REPORT_FILE = "report.json"
-KINDS = ("face", "voice", "text", "fusion", "calibration")
+KINDS = ("face", "voice", "text", "fusion", "calibration", "speaker")
 
 # The default bundle of each kind: what ``sentistream run`` uses and ``evaluate`` measures.
 # "fusion" names the shipped learned fusion that ``train fusion`` writes and
@@ -38,6 +38,8 @@ DEFAULT_BUNDLES: dict[str, str] = {
     "voice": "voice-whisper-tiny-v3",
     "text": "text-minilm-ft",
     "fusion": "fusion-late-mlp",
+    # The speaker encoder the diarization step embeds turns with (not a sentiment model).
+    "speaker": "speaker-ge2e-resemblyzer",
 }
 # The fusion ``run`` applies: a learned bundle's name, or None for the fixed rule.
 DEFAULT_FUSION: str | None = None
@@ -46,7 +48,7 @@ DEFAULT_CALIBRATION: str | None = None
 
 
 def default_bundle(kind: str) -> str:
-    """The shipped default bundle name of ``kind`` (face, voice, text or fusion)."""
+    """The shipped default bundle name of ``kind`` (face, voice, text, fusion or speaker)."""
     if kind not in DEFAULT_BUNDLES:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     return DEFAULT_BUNDLES[kind]

@@ -20,6 +20,7 @@ from typing import Any
 from sentistream.pipelines.flags import Flag, add_flags, from_args, split_csv
 from sentistream.transforms.config import (
     DEVICES,
+    DIARIZE_MODES,
     AsrConfig,
     FaceConfig,
     ModelRuntime,
@@ -29,6 +30,7 @@ from sentistream.transforms.config import (
 )
 from sentistream.transforms.io.kafka_config import IO_CHOICES
 from sentistream.transforms.policy import parse_rules
+from sentistream.transforms.speakers import format_speaker_roles, parse_speaker_roles
 
 # The local stream runtimes (``stream/runtime.py``): one streaming run, or a loop of
 # bounded runs.
@@ -129,11 +131,42 @@ MODEL_FLAGS: tuple[Flag, ...] = (
         negate=True,
     ),
     Flag(
+        "--diarize",
+        "diarize.mode",
+        "speaker diarization: mono (recordings with one audio track), all (also within "
+        "each channel), off",
+        choices=DIARIZE_MODES,
+    ),
+    Flag(
+        "--speakers",
+        "diarize.speakers",
+        "number of speakers in every diarized recording, when known ('' : estimated)",
+        value_type=int,
+        optional=True,
+    ),
+    Flag(
+        "--speaker-roles",
+        "diarize.roles",
+        "roles of diarized speakers, e.g. 'first=agent,*=customer' (keys first, spk_N, *)",
+        parse=parse_speaker_roles,
+        show=format_speaker_roles,
+    ),
+    Flag(
+        "--diarize-threshold",
+        "diarize.threshold",
+        "two halves of a recording this cosine-similar are one speaker",
+    ),
+    Flag(
         "--device",
         "face.runtime.device",
         "device for every model",
         choices=DEVICES,
-        also=("voice.runtime.device", "asr.runtime.device", "text.runtime.device"),
+        also=(
+            "voice.runtime.device",
+            "asr.runtime.device",
+            "text.runtime.device",
+            "diarize.device",
+        ),
     ),
     Flag(
         "--threads",

@@ -61,6 +61,40 @@ def stereo_call(tmp_path_factory):
     return write_media(path, frames=frames, fps=fps, audio=stereo), stereo
 
 
+CONVERSATION = (
+    "Thank you for calling, my name is Sam, how can I help you today?",
+    "Hi, my internet has been down for three days and I am really upset about it.",
+    "I am sorry to hear that, let me look at your line right away.",
+    "Thank you, I work from home and I cannot do anything without it.",
+    "I can see a fault on the line, a technician can come tomorrow morning.",
+    "That would be great, tomorrow morning works for me.",
+)
+CONVERSATION_VOICES = ("en-us", "en-us+f3")  # espeak-ng: a man's voice and a woman's
+
+
+@pytest.fixture(scope="session")
+def mono_conversation(tmp_path_factory):
+    """A generated mono talking-head video of two people taking turns (the lines of
+    ``CONVERSATION``, alternately in the two ``CONVERSATION_VOICES``), without captions:
+    (path, cues), cue ``i`` spoken by voice ``i % 2``."""
+    from sentistream.pipelines.demo.clips import spoken_clip, spoken_track
+
+    duration = 30.0
+    path = tmp_path_factory.mktemp("conversation") / "conversation.mp4"
+    _, cues = spoken_track(CONVERSATION, duration_s=duration, gap_s=0.9, voices=CONVERSATION_VOICES)
+    spoken_clip(
+        path,
+        CONVERSATION,
+        duration_s=duration,
+        gap_s=0.9,
+        fps=10.0,
+        size=(320, 240),
+        captions=False,
+        voices=CONVERSATION_VOICES,
+    )
+    return path, cues
+
+
 def pytest_collection_modifyitems(config, items):
     """Skip ``gpu`` tests where torch sees no CUDA device."""
     if not any("gpu" in item.keywords for item in items):

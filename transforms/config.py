@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from sentistream.models.bundle import DEFAULT_BUNDLES, DEFAULT_CALIBRATION, DEFAULT_FUSION
+from sentistream.models.speaker.diarize import DEFAULT_THRESHOLD, MAX_SPEAKERS
 
 DEVICES = ("cpu", "cuda")
 
@@ -226,6 +227,50 @@ class PolicyConfig:
     no_consent_modalities: tuple[str, ...] = ("text",)
 
 
+DIARIZE_MODES: tuple[str, ...] = ("off", "mono", "all")
+
+
+@dataclass(frozen=True)
+class DiarizeConfig:
+    """Speaker diarization: who spoke when within one audio track (``transforms/
+    diarization.py``; docs/diarization.md).
+
+    mode: ``mono`` (the default) diarizes recordings with one audio track (mono, or a
+        captioned recording's downmix), where channels cannot tell speakers apart; ``all``
+        also diarizes within each channel of a multi-channel recording; ``off``: never
+        (every row of a mono recording is one speaker, its role the default role).
+    speakers: the number of speakers when known (``--speakers``); None: estimated, at
+        most ``max_speakers``. A recording's own ``speakers`` (manifest, event) wins.
+    threshold: average-linkage cosine distance between two clusters above which they
+        are different speakers (used when the number is estimated).
+    roles: the role of each diarized speaker, as (key, role): keys ``first`` (the
+        speaker who speaks first, ``spk_0``), ``spk_N``, ``*``; empty: every speaker gets
+        the policy's default role. A recording's own ``speaker_roles`` wins.
+    min_piece_s: a turn is split where the speaker changes only into pieces at least
+        this long.
+    bundle: the speaker-embedding bundle.
+    """
+
+    mode: str = "mono"
+    speakers: int | None = None
+    max_speakers: int = MAX_SPEAKERS
+    threshold: float = DEFAULT_THRESHOLD
+    roles: tuple[tuple[str, str], ...] = ()
+    min_piece_s: float = 1.0
+    bundle: str = DEFAULT_BUNDLES["speaker"]
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        if self.mode not in DIARIZE_MODES:
+            raise ValueError(f"diarize mode must be one of {DIARIZE_MODES}, got {self.mode!r}")
+        if self.speakers is not None and not 1 <= self.speakers <= self.max_speakers:
+            raise ValueError(f"speakers must be in 1..{self.max_speakers}, got {self.speakers!r}")
+        if not 0 < self.threshold < 2:
+            raise ValueError(f"diarize threshold must be in (0, 2), got {self.threshold!r}")
+        _check_positive("min_piece_s", self.min_piece_s)
+        _check_device("diarize device", self.device)
+
+
 #: Network protocols FFmpeg may use for a live input (only for hosts in ``allowed_hosts``).
 LIVE_PROTOCOLS: tuple[str, ...] = (
     "http", "https", "tcp", "tls", "udp", "rtp", "rtsp", "rtmp", "srt", "hls", "crypto",
@@ -277,6 +322,7 @@ class PipelineConfig:
     decode: DecodeConfig = field(default_factory=DecodeConfig)
     segment: SegmentConfig = field(default_factory=SegmentConfig)
     live: LiveConfig = field(default_factory=LiveConfig)
+    diarize: DiarizeConfig = field(default_factory=DiarizeConfig)
     face: FaceConfig = field(default_factory=FaceConfig)
     voice: VoiceConfig = field(default_factory=VoiceConfig)
     asr: AsrConfig = field(default_factory=AsrConfig)

@@ -29,7 +29,14 @@ from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import Timestamp
 from apache_beam.utils.windowed_value import WindowedValue
 
-from sentistream.transforms.config import DecodeConfig, LiveConfig, PolicyConfig, SegmentConfig
+from sentistream.transforms.config import (
+    DecodeConfig,
+    DiarizeConfig,
+    LiveConfig,
+    PolicyConfig,
+    SegmentConfig,
+)
+from sentistream.transforms.diarization import STAGE_DIARIZE, applies, diarize_recording
 from sentistream.transforms.live import LiveCalls, is_live
 from sentistream.transforms.media.captions import Cue, find_sidecar, parse_captions
 from sentistream.transforms.media.decoding import MediaChunk, MediaInfo, iter_chunks
@@ -54,6 +61,12 @@ MAX_CUES = 20_000
 STAGE_CAPTIONS = "captions"
 STAGE_DECODE = "decode"
 STAGE_SEGMENT = "segment"  # decoded, but no segment at all
+
+
+class DiarizationError(RuntimeError):
+    """The speakers of a recording that is to be diarized could not be found. The
+    recording is not scored: scoring it as one speaker could run models the policy keeps
+    off for a role."""
 
 
 class CaptionError(ValueError):
@@ -105,13 +118,16 @@ def iter_segments(
     *,
     carry: Iterable[str] = tuple(INPUTS),
     cues: list[Cue] | None = None,
+    diarize_cfg: DiarizeConfig | None = None,
 ) -> Iterator[SegmentRecord | RecordingEnd]:
     """Stream one recording into segment records, then its ``RecordingEnd`` (pure apart
     from reading the file).
 
     ``policy_cfg`` gives the role of a channel without one (``default_role``); ``carry``
     names the inputs the records get (``records.INPUTS``; the others stay empty);
-    ``cues``: the caption cues already loaded (None: ``load_cues`` when captions are on).
+    ``cues``: the caption cues already loaded (None: ``load_cues`` when captions are on);
+    ``diarize_cfg``: which recordings are diarized first (``transforms/diarization.py``;
+    None: none). A failure of the diarization raises ``DiarizationError``.
     """
     if cues is None:
         cues = load_cues(ref, decode_cfg) if segment_cfg.prefer_captions else []
@@ -122,7 +138,18 @@ def iter_segments(
         chunks = iter_chunks(f, decode_cfg)
         info = next(chunks)
         assert isinstance(info, MediaInfo)
-        recording = RecordingSegments(ref, info, segment_cfg, policy_cfg, carry=carry, cues=cues)
+        speakers = None
+        tracks = RecordingSegments.track_count(info, cues)
+        if diarize_cfg is not None and applies(diarize_cfg, info, tracks, ref):
+            try:
+                speakers = diarize_recording(
+                    ref, decode_cfg, segment_cfg, policy_cfg, diarize_cfg, tracks
+                )
+            except Exception as exc:  # noqa: BLE001 - named by the dead letter's stage
+                raise DiarizationError(f"{type(exc).__name__}: {exc}") from exc
+        recording = RecordingSegments(
+            ref, info, segment_cfg, policy_cfg, carry=carry, cues=cues, speakers=speakers
+        )
         for chunk in chunks:
             assert isinstance(chunk, MediaChunk)
             yield from recording.feed(chunk)
@@ -150,12 +177,14 @@ class DecodeAndSegmentFn(beam.DoFn):
         policy_cfg: PolicyConfig,
         carry: Iterable[str] = tuple(INPUTS),
         live_cfg: LiveConfig | None = None,
+        diarize_cfg: DiarizeConfig | None = None,
     ) -> None:
         self._decode_cfg = decode_cfg
         self._segment_cfg = segment_cfg
         self._policy_cfg = policy_cfg
         self._carry = tuple(carry)
         self._live_cfg = live_cfg or LiveConfig()
+        self._diarize_cfg = diarize_cfg
         self._live: LiveCalls | None = None
         self._videos = Metrics.counter("sentistream.decode", "videos")
         self._segments = Metrics.counter("sentistream.decode", "segments")
@@ -214,6 +243,7 @@ class DecodeAndSegmentFn(beam.DoFn):
                 self._policy_cfg,
                 carry=self._carry,
                 cues=cues,
+                diarize_cfg=self._diarize_cfg,
             ):
                 if isinstance(record, RecordingEnd):
                     if emitted == 0:
@@ -227,6 +257,8 @@ class DecodeAndSegmentFn(beam.DoFn):
                 self._frames.inc(len(record.frames))
                 yield record
         except Exception as exc:  # noqa: BLE001 - any failure of one input is a dead letter
+            if isinstance(exc, DiarizationError):
+                stage = STAGE_DIARIZE
             _LOG.warning("dead letter for %s at %s: %s", ref.uri, stage, exc)
             self._failures.inc()
             detail = f" after {emitted} segments" if emitted else ""

@@ -13,7 +13,12 @@ from sentistream.models.audio import SAMPLE_RATE, level_dbfs
 from sentistream.transforms.config import PolicyConfig, SegmentConfig
 from sentistream.transforms.media.captions import Cue
 from sentistream.transforms.media.decoding import MediaChunk, MediaInfo
-from sentistream.transforms.media.segmenting import KIND_VAD, Span, StreamingSegmenter
+from sentistream.transforms.media.segmenting import (
+    KIND_CAPTIONS,
+    KIND_VAD,
+    Span,
+    StreamingSegmenter,
+)
 from sentistream.transforms.records import (
     INPUTS,
     Frame,
@@ -22,6 +27,7 @@ from sentistream.transforms.records import (
     VideoRef,
     make_segment_id,
 )
+from sentistream.transforms.speakers import Speakers, speaker_label
 
 #: A final span starting this close to an open turn's partial rows is that turn.
 PARTIAL_MATCH_S = 0.5
@@ -59,7 +65,11 @@ class RecordingSegments:
     ``feed`` takes the chunks in time order; ``gap`` records that media from a time on
     never came (open turns close there, nothing is invented over it); ``end`` gives the
     ``RecordingEnd``. With ``partial_every_s`` > 0 (live calls) a turn still open gets a
-    ``partial`` record at most that often, under the id its final record will have.
+    ``partial`` record at most that often, under the id its final record will have. With
+    ``speakers`` (a diarized recording, ``transforms/diarization.py``) each speech span is
+    cut where its track's speaker changes, and each piece carries its speaker (``spk_N``)
+    and that speaker's role; a caption cue is not cut (its text is one), it gets the
+    speaker who talks most of it; stretches without speech keep the default role.
     """
 
     def __init__(
@@ -72,15 +82,18 @@ class RecordingSegments:
         carry: Iterable[str] = tuple(INPUTS),
         cues: list[Cue] | None = None,
         partial_every_s: float = 0.0,
+        speakers: Speakers | None = None,
     ) -> None:
         self.ref, self.info = ref, info
         self._segment_cfg, self._cues = segment_cfg, cues or None
         self._carry = frozenset(carry)
         # With captions the recording is one downmixed track cut at the cues: cues do not
         # say which channel spoke.
-        self.tracks = 1 if (cues or not info.has_audio) else max(1, info.channels)
-        default = policy_cfg.default_role
+        self.tracks = self.track_count(info, cues)
+        self._default_role = default = policy_cfg.default_role
         self._roles = [_role(ref, ch, self.tracks, default) for ch in range(self.tracks)]
+        self._speakers = speakers
+        self._version = segment_cfg.version + (f"+{speakers.version}" if speakers else "")
         self._partial_every_s = partial_every_s
         self._segmenters = self._new_segmenters()
         self._buffers = [_ChannelBuffer() for _ in range(self.tracks)]
@@ -90,6 +103,12 @@ class RecordingSegments:
         self._partials: dict[int, tuple[float, float]] = {}
         self.emitted, self.end_s = 0, 0.0
         self._started = self._done = self._gapped = False
+
+    @staticmethod
+    def track_count(info: MediaInfo, cues: list[Cue] | None) -> int:
+        """Audio tracks segmented apart: one per channel; one (a downmix) with captions,
+        whose cues do not say which channel spoke, or without audio."""
+        return 1 if (cues or not info.has_audio) else max(1, info.channels)
 
     def _new_segmenters(self) -> list[StreamingSegmenter]:
         return [StreamingSegmenter(self._segment_cfg, cues=self._cues) for _ in range(self.tracks)]
@@ -111,7 +130,7 @@ class RecordingSegments:
                 self._buffers[ch].append(tracks[ch])
             audio = None if tracks is None else tracks[ch]
             for span in segmenter.feed(audio, chunk.start_s, chunk.end_s, chunk.final):
-                out.append(self._final(ch, span))
+                out.extend(self._final(ch, span))
             if self._partial_every_s and not chunk.final:
                 out.extend(self._partial(ch, segmenter))
         keep = min(s.retain_from_s for s in self._segmenters)
@@ -120,15 +139,29 @@ class RecordingSegments:
         self._frames = [fr for fr in self._frames if fr.t >= keep]
         return out
 
-    def _final(self, ch: int, span: Span) -> SegmentRecord:
-        """The record of a final span; the first one of a turn that had partial rows
-        keeps their id (the VAD, re-run over the trimmed buffer, may move its start by a
-        few ms)."""
+    def _final(self, ch: int, span: Span) -> list[SegmentRecord]:
+        """The records of a final span (several when a diarized speaker changes in it);
+        the first one of a turn that had partial rows keeps their id (the VAD, re-run over
+        the trimmed buffer, may move its start by a few ms)."""
         partial = self._partials.pop(ch, None)
         id_start = span.start_s
         if partial is not None and abs(span.start_s - partial[0]) < PARTIAL_MATCH_S:
             id_start = partial[0]
-        return self._record(ch, span.start_s, span.end_s, span.kind, span.text, id_start=id_start)
+        if self._speakers is None or span.kind not in (KIND_VAD, KIND_CAPTIONS):
+            return [
+                self._record(ch, span.start_s, span.end_s, span.kind, span.text, id_start=id_start)
+            ]
+        timeline = self._speakers.timelines[ch]
+        pieces = timeline.split(span.start_s, span.end_s, self._speakers.min_piece_s)
+        if span.kind == KIND_CAPTIONS:
+            talker = max(pieces, key=lambda p: p.end_s - p.start_s).speaker
+            return [
+                self._record(ch, span.start_s, span.end_s, span.kind, span.text, speaker=talker)
+            ]
+        return [
+            self._record(ch, p.start_s, p.end_s, span.kind, span.text, speaker=p.speaker)
+            for p in pieces
+        ]
 
     def _partial(self, ch: int, segmenter: StreamingSegmenter) -> list[SegmentRecord]:
         turn = segmenter.open_turn
@@ -151,7 +184,7 @@ class RecordingSegments:
         out: list[SegmentRecord] = []
         for ch, segmenter in enumerate(self._segmenters):
             for span in segmenter.feed(None, start_s, start_s, True):
-                out.append(self._final(ch, span))
+                out.extend(self._final(ch, span))
         self._gapped = True
         self._segmenters = self._new_segmenters()
         self._partials.clear()
@@ -171,6 +204,7 @@ class RecordingSegments:
         *,
         partial: bool = False,
         id_start: float | None = None,
+        speaker: int | None = None,
     ) -> SegmentRecord:
         id_start = start_s if id_start is None else id_start
         key = (ch, round(id_start * 1000))
@@ -182,11 +216,10 @@ class RecordingSegments:
         audio = self._buffers[ch].slice(start_s, end_s) if has_audio else None
         return SegmentRecord(
             ref=self.ref,
-            segment_id=make_segment_id(
-                self.ref.resolved_id, ch, id_start, self._segment_cfg.version, ordinal
-            ),
+            segment_id=make_segment_id(self.ref.resolved_id, ch, id_start, self._version, ordinal),
             channel=ch,
-            speaker=self._roles[ch],
+            speaker=self._roles[ch] if speaker is None else self._speaker_role(speaker),
+            speaker_id=None if speaker is None else speaker_label(speaker),
             start_s=start_s,
             end_s=end_s,
             segmenter=kind,
@@ -200,6 +233,10 @@ class RecordingSegments:
             level_dbfs=None if audio is None else level_dbfs(audio),
             partial=partial,
         )
+
+    def _speaker_role(self, index: int) -> str:
+        assert self._speakers is not None
+        return self._speakers.role(index, self._default_role)
 
     def flush(self) -> list[SegmentRecord]:
         """End the recording where its media ended (a live call that stopped): the turns

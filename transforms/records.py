@@ -59,6 +59,10 @@ class VideoRef:
             stalls, or (for chunked calls) the call whose chunks arrive as events.
         origin: the Kafka record (topic, partition, offset) the event came from, if any:
             a live call holds back the commit of its offset until it is over.
+        speakers: how many people speak in it, when known (diarization then finds
+            exactly that many); None: estimated, or the run's ``--speakers``.
+        speaker_roles: role rules for its diarized speakers (``"first=agent,*=customer"``);
+            None: the run's ``--speaker-roles``.
     """
 
     uri: str
@@ -69,6 +73,8 @@ class VideoRef:
     event_time: float | None = None
     live: bool = False
     origin: tuple[str, int, int] | None = None
+    speakers: int | None = None
+    speaker_roles: str | None = None
 
     @property
     def resolved_id(self) -> str:
@@ -154,7 +160,10 @@ class SegmentRecord:
         ref: the input it came from.
         segment_id: deterministic id (see ``make_segment_id``).
         channel: audio channel index (0 for mono / video-only).
-        speaker: speaker role or label (``agent``, ``customer``, ``unknown``, ...).
+        speaker: the speaker's role (``agent``, ``customer``, ``unknown``, ...): the channel's,
+            or a diarized speaker's (``transforms/speakers.py``); the policy decides on it.
+        speaker_id: the diarized speaker within the recording (``spk_0``, ``spk_1``, ... by
+            first appearance); None when the recording (or this stretch) was not diarized.
         start_s, end_s: time range in the recording, seconds.
         segmenter: how the range was found: ``captions``, ``vad``, ``window``.
         has_video / has_audio: whether the container had such a stream at all.
@@ -190,6 +199,7 @@ class SegmentRecord:
     transcript: Transcript | None = None
     results: Mapping[str, ModalityResult] = field(default_factory=dict)
     partial: bool = False
+    speaker_id: str | None = None
 
     @property
     def duration_s(self) -> float:

@@ -88,7 +88,7 @@ def to_score_row(
         source_uri=record.ref.uri,
         segment_id=record.segment_id,
         channel=record.channel,
-        speaker=record.speaker,
+        speaker=record.speaker_id or record.speaker,
         role=record.speaker,
         start_s=round(record.start_s, 3),
         end_s=round(record.end_s, 3),

@@ -18,7 +18,9 @@ from typing import Any
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "3"  # 2: ScoreRow.speech_level_dbfs; CallRow. 3: ScoreRow.partial, seg-v3 ids
+# 2: ScoreRow.speech_level_dbfs; CallRow. 3: ScoreRow.partial, seg-v3 ids. 4: ``speaker`` is
+# the diarized speaker (spk_N) of a mono recording, its segment ids "seg-v3+dia-v1".
+SCHEMA_VERSION = "4"
 
 _ARROW_TYPES: dict[type, pa.DataType] = {
     str: pa.string(),

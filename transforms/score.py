@@ -192,7 +192,9 @@ class ScoreVideos(beam.PTransform):
             refs
             | "DecodeAndSegment"
             >> beam.ParDo(
-                DecodeAndSegmentFn(path.decode, cfg.segment, cfg.policy, path.carried, cfg.live)
+                DecodeAndSegmentFn(
+                    path.decode, cfg.segment, cfg.policy, path.carried, cfg.live, cfg.diarize
+                )
             )
             | "DecidePolicy" >> beam.Map(apply_policy, cfg.policy)
         )

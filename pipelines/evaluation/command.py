@@ -1,5 +1,5 @@
-"""``sentistream evaluate devset``, ``evaluate pipeline``, ``evaluate calibrate`` and
-``evaluate table``.
+"""``sentistream evaluate devset``, ``evaluate pipeline``, ``evaluate calibrate``,
+``evaluate diarization`` and ``evaluate table``.
 
 Registered by the training CLI (``pipelines/train/cli.py``) beside ``evaluate face`` etc.
 """
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sentistream.pipelines.evaluation import table
+from sentistream.pipelines.evaluation import diarization, table
 from sentistream.pipelines.evaluation.calibrate import fit_calibration
 from sentistream.pipelines.evaluation.devset import CONDITIONS, build_devset
 from sentistream.pipelines.evaluation.pipeline import evaluate_pipeline, write_report
@@ -40,6 +40,23 @@ def add_parsers(models: Any) -> None:
     pipe.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples")
     cal = _labelled_parser(models, "calibrate", fit_calibration, _calibrate)
     cal.add_argument("--out", type=Path, required=True, help="folder for the bundle")
+
+    dia = models.add_parser(
+        "diarization",
+        help="diarization error rate on conversations built from real utterances",
+        description=diarization.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    dia.add_argument("--data", type=Path, required=True, help="the shared data root")
+    dia.add_argument("--work", type=Path, help="where the conversations go (default: temp)")
+    dia.add_argument("--report", type=Path, help="report JSON (a .md copy is written beside)")
+    dia.add_argument("--count", type=int, default=20, help="conversations per pool and size")
+    dia.add_argument("--seed", type=int, default=0)
+    dia.add_argument(
+        "--sweep", type=float, nargs="*", default=[], help="thresholds to try on the tune pool"
+    )
+    add_model_arguments(dia)
+    dia.set_defaults(func=_diarization)
 
     tab = models.add_parser("table", help="the README models table, from docs/reports")
     mode = tab.add_mutually_exclusive_group()
@@ -98,4 +115,23 @@ def _pipeline(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
         print(f"error: {error}", file=sys.stderr)
     if args.report:
         write_report(report, args.report)
+    return 0
+
+
+def _diarization(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
+    config = config_from_args(args)
+    with tempfile.TemporaryDirectory(prefix="sentistream-dia-") as tmp:
+        report = diarization.evaluate_diarization(
+            args.data,
+            args.work or Path(tmp),
+            config,
+            count=args.count,
+            seed=args.seed,
+            sweep=args.sweep,
+        )
+    text = diarization.markdown(report)
+    print(text, end="")
+    if args.report:
+        diarization.write_report(report, args.report)
+        args.report.with_suffix(".md").write_text(text, encoding="utf-8")
     return 0

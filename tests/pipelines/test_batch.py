@@ -182,7 +182,7 @@ def test_segment_ids_are_deterministic(media, tmp_path):
     expected = [
         (r.uri, rec.segment_id, "")
         for r in refs
-        for rec in iter_segments(r, cfg.decode, cfg.segment, cfg.policy)
+        for rec in iter_segments(r, cfg.decode, cfg.segment, cfg.policy, diarize_cfg=cfg.diarize)
         if isinstance(rec, SegmentRecord)
     ]
     assert expected

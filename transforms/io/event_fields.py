@@ -13,6 +13,9 @@ from urllib.parse import unquote, urlsplit
 
 from apache_beam.io.filesystems import FileSystems
 
+from sentistream.models.speaker.diarize import MAX_SPEAKERS
+from sentistream.transforms.speakers import format_speaker_roles, parse_speaker_roles
+
 EVENT_SCHEMA_VERSION = "1"
 ERR_WRONG_TYPE = "wrong_type"
 ERR_SCHEME = "unsupported_scheme"
@@ -117,6 +120,36 @@ def channel_roles(value: Any) -> tuple[str, ...] | None:
             ERR_WRONG_TYPE, f"channel_roles must hold non-empty strings: {_show(value)}"
         )
     return tuple(value)
+
+
+def speakers(value: Any) -> int | None:
+    """The ``speakers`` field: how many people speak (1 .. ``MAX_SPEAKERS``), or None."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_SPEAKERS:
+        raise EventError(
+            ERR_WRONG_TYPE, f"speakers must be an integer 1..{MAX_SPEAKERS}, got {_show(value)}"
+        )
+    return value
+
+
+def speaker_roles(value: Any) -> str | None:
+    """The ``speaker_roles`` field: ``"first=agent,*=customer"`` or the same as an object
+    ``{"first": "agent", "*": "customer"}``; returned in the string spelling."""
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+            raise EventError(ERR_WRONG_TYPE, f"speaker_roles must map strings: {_show(value)}")
+        value = ",".join(f"{k}={v}" for k, v in value.items())
+    if not isinstance(value, str) or not value.strip():
+        raise EventError(
+            ERR_WRONG_TYPE, f"speaker_roles must be a non-empty string or object: {_show(value)}"
+        )
+    try:
+        return format_speaker_roles(parse_speaker_roles(value))
+    except ValueError as exc:
+        raise EventError(ERR_WRONG_TYPE, str(exc)) from None
 
 
 def event_time(value: Any) -> float | None:

@@ -16,6 +16,10 @@ One Kafka message = one UTF-8 JSON object = one recording to analyse. Schema ver
                                                 #   str/int/float/bool values (bools become
                                                 #   "true"/"false"), copied to every row
       "caption_uri": "/data/calls/c-123.vtt",   # optional sidecar WebVTT / SRT
+      "speakers": 2,                            # optional: people speaking, when known
+                                                #   (diarization finds exactly that many)
+      "speaker_roles": "first=agent,*=customer",  # optional: roles of diarized speakers
+                                                #   (or {"first": "agent", "*": "customer"})
       "event_time": 1767225600.0                # optional: epoch seconds or ISO-8601 string;
                                                 #   default: the Kafka record timestamp
     }
@@ -53,6 +57,8 @@ from sentistream.transforms.io.event_fields import (
     metadata,
     normalize_uri,
     opt_str,
+    speaker_roles,
+    speakers,
 )
 from sentistream.transforms.io.live_events import is_live_event, parse_live
 from sentistream.transforms.records import VideoRef
@@ -82,6 +88,8 @@ def encode_event(
     metadata: Mapping[str, str] | None = None,
     caption_uri: str | None = None,
     event_time: float | None = None,
+    speakers: int | None = None,
+    speaker_roles: str | None = None,
 ) -> bytes:
     """The JSON bytes of a well-formed version-1 event (for producers, the demo, tests)."""
     event: dict[str, Any] = {"schema_version": EVENT_SCHEMA_VERSION, "uri": uri}
@@ -92,6 +100,8 @@ def encode_event(
         "metadata": dict(metadata) if metadata else None,
         "caption_uri": caption_uri,
         "event_time": event_time,
+        "speakers": speakers,
+        "speaker_roles": speaker_roles,
     }
     event.update({k: v for k, v in optional.items() if v is not None})
     return json.dumps(event, sort_keys=True).encode("utf-8")
@@ -156,6 +166,8 @@ def parse_input(event: Any, *, record_time: float | None = None) -> VideoRef:
         channel_roles=channel_roles(event.get("channel_roles")),
         metadata=metadata(event),
         event_time=when if when is not None else record_time,
+        speakers=speakers(event.get("speakers")),
+        speaker_roles=speaker_roles(event.get("speaker_roles")),
     )
 
 

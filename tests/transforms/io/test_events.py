@@ -47,7 +47,13 @@ def test_minimal_event_takes_the_record_time():
 
 def test_encode_event_round_trips():
     raw = encode_event(
-        "/m/x.mp4", video_id="x", channel_roles=("agent",), metadata={"k": "v"}, event_time=3.0
+        "/m/x.mp4",
+        video_id="x",
+        channel_roles=("agent",),
+        metadata={"k": "v"},
+        event_time=3.0,
+        speakers=2,
+        speaker_roles="first=agent,*=customer",
     )
     assert parse_event(raw) == VideoRef(
         uri="/m/x.mp4",
@@ -55,7 +61,14 @@ def test_encode_event_round_trips():
         channel_roles=("agent",),
         metadata={"k": "v"},
         event_time=3.0,
+        speakers=2,
+        speaker_roles="first=agent,*=customer",
     )
+
+
+def test_speaker_roles_may_be_an_object():
+    raw = b'{"uri": "/a.mp4", "speaker_roles": {"spk_1": "agent", "*": "customer"}}'
+    assert parse_event(raw).speaker_roles == "spk_1=agent,*=customer"
 
 
 @pytest.mark.parametrize(
@@ -80,6 +93,12 @@ def test_encode_event_round_trips():
         (b'{"uri": "/a.mp4", "event_time": "2026-01-01T00:00:00"}', ev.ERR_WRONG_TYPE),
         (b'{"uri": "/a.mp4", "event_time": -1}', ev.ERR_WRONG_TYPE),
         (b'{"uri": "/a.mp4", "source": 7}', ev.ERR_WRONG_TYPE),
+        (b'{"uri": "/a.mp4", "speakers": 0}', ev.ERR_WRONG_TYPE),
+        (b'{"uri": "/a.mp4", "speakers": 2.5}', ev.ERR_WRONG_TYPE),
+        (b'{"uri": "/a.mp4", "speakers": true}', ev.ERR_WRONG_TYPE),
+        (b'{"uri": "/a.mp4", "speaker_roles": "agent"}', ev.ERR_WRONG_TYPE),
+        (b'{"uri": "/a.mp4", "speaker_roles": "boss=agent"}', ev.ERR_WRONG_TYPE),
+        (b'{"uri": "/a.mp4", "speaker_roles": ["first=agent"]}', ev.ERR_WRONG_TYPE),
         (b" " * (ev.MAX_EVENT_BYTES + 1), ev.ERR_TOO_LARGE),
         (b"[" * 100_000, ev.ERR_BAD_JSON),  # RecursionError inside json
         (b'{"uri": "/a.mp4", "schema_version": [1]}', ev.ERR_VERSION),

@@ -1,0 +1,1 @@
+"""Speaker embeddings (``encoder.py``) and diarization from them (``diarize.py``)."""
