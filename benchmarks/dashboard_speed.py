@@ -86,6 +86,7 @@ def _segment(
         face_valence=values["face"],
         face_confidence=0.8 if present["face"] else None,
         face_expression=None,
+        face_id="face_0" if present["face"] else None,
         face_reason=None
         if present["face"]
         else ("disabled_by_policy" if role == "agent" else "no_face"),

@@ -21,6 +21,7 @@ from sentistream.pipelines.flags import Flag, add_flags, from_args, split_csv
 from sentistream.transforms.config import (
     DEVICES,
     DIARIZE_MODES,
+    FACE_AGGREGATES,
     AsrConfig,
     FaceConfig,
     ModelRuntime,
@@ -239,9 +240,11 @@ MODEL_FLAGS: tuple[Flag, ...] = (
     Flag(
         "--face-aggregate",
         "face.aggregate",
-        "score the largest face per frame, or every face",
-        choices=("largest", "all"),
+        "which face a row gets: the active speaker's (speaker), the largest, or the mean "
+        "of all scored faces",
+        choices=FACE_AGGREGATES,
     ),
+    Flag("--face-tracks", "face.max_faces", "faces scored per segment, largest first (0: all)"),
     Flag(
         "--policy",
         "policy.rules",

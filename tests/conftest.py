@@ -95,6 +95,21 @@ def mono_conversation(tmp_path_factory):
     return path, cues
 
 
+@pytest.fixture(scope="session")
+def two_person_calls(tmp_path_factory):
+    """Two generated video calls of two people side by side (300 px tiles) taking turns
+    on one mono track (``CONVERSATION``): one where the talker's mouth moves, one where
+    both mouths stay still. Each is (path, cues), cue ``i`` spoken by tile ``i % 2``."""
+    from sentistream.pipelines.demo.clips import two_person_clip
+
+    folder = tmp_path_factory.mktemp("two")
+    talking = two_person_clip(folder / "call.mp4", CONVERSATION, duration_s=30.0, tile=300)
+    still = two_person_clip(
+        folder / "still.mp4", CONVERSATION, duration_s=30.0, tile=300, animate=False
+    )
+    return talking, still
+
+
 def pytest_collection_modifyitems(config, items):
     """Skip ``gpu`` tests where torch sees no CUDA device."""
     if not any("gpu" in item.keywords for item in items):

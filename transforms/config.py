@@ -124,6 +124,9 @@ class ModelRuntime:
             )
 
 
+FACE_AGGREGATES: tuple[str, ...] = ("speaker", "largest", "all")
+
+
 @dataclass(frozen=True)
 class FaceConfig:
     """Face branch: detection, which faces count, expression model bundle."""
@@ -133,11 +136,16 @@ class FaceConfig:
     detect_max_side: int = 320
     min_face_px: int = 24
     min_detect_confidence: float = 0.6
-    aggregate: str = "largest"  # "largest" face per frame, or "all" faces
+    # Which face a row gets: "speaker" (the active speaker's, or the only face), the
+    # "largest", or the mean of "all" scored faces (transforms/face.py).
+    aggregate: str = "speaker"
+    max_faces: int = 2  # face tracks scored per segment, the largest first; 0: all
 
     def __post_init__(self) -> None:
-        if self.aggregate not in ("largest", "all"):
-            raise ValueError(f"aggregate must be 'largest' or 'all', got {self.aggregate!r}")
+        if self.aggregate not in FACE_AGGREGATES:
+            raise ValueError(f"aggregate must be one of {FACE_AGGREGATES}, got {self.aggregate!r}")
+        if self.max_faces < 0:
+            raise ValueError(f"max_faces must be >= 0, got {self.max_faces!r}")
 
 
 @dataclass(frozen=True)

@@ -5,106 +5,225 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
+from sentistream.models.face.tracks import (
+    ATTR_ALL,
+    ATTR_LARGEST,
+    ATTR_NOT_TIED,
+    FaceTracker,
+    attribute,
+    mouth_motion,
+    mouth_patch,
+)
 from sentistream.transforms.config import FaceConfig
 from sentistream.transforms.inference import SegmentModelHandler
+from sentistream.transforms.media.segmenting import KIND_CAPTIONS, KIND_VAD
 from sentistream.transforms.records import (
+    REASON_FACE_NOT_TIED,
     REASON_NO_FACE,
     REASON_NO_VIDEO,
+    Element,
     Frame,
     ModalityResult,
+    RecordingEnd,
     SegmentRecord,
 )
 
 REASON_NO_FRAMES = "no_frames_in_segment"
+#: Recordings whose face tracks one handler keeps at once (a recording's are dropped at
+#: its end; this bounds what recordings that never end, e.g. failed ones, can hold).
+MAX_TRACKED = 64
 
 
-def face_input(record: SegmentRecord) -> tuple[Frame, ...] | ModalityResult:
+class FaceInput(NamedTuple):
+    """What the face step reads of a segment: its recording, whether it is speech, and
+    its sampled frames."""
+
+    video_id: str
+    speech: bool
+    frames: tuple[Frame, ...]
+
+
+def face_input(record: SegmentRecord) -> FaceInput | ModalityResult:
     """The segment's sampled frames, or why the face branch has nothing to look at."""
     if not record.has_video:
         return ModalityResult.absent("face", REASON_NO_VIDEO)
     if not record.frames:
         return ModalityResult.absent("face", REASON_NO_FRAMES)
-    return record.frames
+    speech = record.segmenter in (KIND_VAD, KIND_CAPTIONS)
+    return FaceInput(record.ref.resolved_id, speech, record.frames)
 
 
-class FaceHandler(SegmentModelHandler[Any, tuple[Frame, ...]]):
+class FaceHandler(SegmentModelHandler[Any, FaceInput]):
+    """Faces per track: each detected face gets its recording's ``face_id``
+    (``models/face/tracks.py``); the ``max_faces`` largest tracks of a segment are
+    scored, and the row's face is the one ``aggregate`` says: ``speaker`` (the default)
+    the active speaker's face (or the only face), ``largest`` the largest, ``all`` the
+    mean of the scored faces. Several faces with none clearly talking give no face score
+    (reason ``face_not_tied_to_speaker``); every scored face is in the detail."""
+
     modality = "face"
 
     def __init__(self, config: FaceConfig, drop: Iterable[str] = ()) -> None:
         super().__init__(config.runtime, drop)
         self._config = config
+        self._tracks: OrderedDict[str, FaceTracker] = OrderedDict()
 
     def load(self) -> Any:
         from sentistream.models.face.model import FaceExpressionModel
 
         return FaceExpressionModel.load(self._config.bundle, device=self._config.runtime.device)
 
-    def prepare(self, record: SegmentRecord) -> tuple[Frame, ...] | ModalityResult:
+    def prepare(self, record: SegmentRecord) -> FaceInput | ModalityResult:
         return face_input(record)
 
-    def predict(self, model: Any, inputs: Sequence[tuple[Frame, ...]]) -> list[ModalityResult]:
-        from sentistream.models.face.detect import crop_faces, detect_faces
-        from sentistream.models.face.model import aggregate_segment
+    def run_batch(self, batch: Sequence[Element], model: Any) -> list[Element]:
+        out = super().run_batch(batch, model)
+        for el in batch:  # a recording's tracks end with it
+            if isinstance(el, RecordingEnd):
+                self._tracks.pop(el.ref.resolved_id, None)
+        return out
+
+    def _tracker(self, video_id: str) -> FaceTracker:
+        tracker = self._tracks.pop(video_id, None) or FaceTracker()
+        self._tracks[video_id] = tracker
+        while len(self._tracks) > MAX_TRACKED:
+            self._tracks.popitem(last=False)
+        return tracker
+
+    def _tracked(self, item: FaceInput) -> tuple[dict[str, list], int]:
+        """face_id -> [(t, box, mouth patch, frame)] of the segment, and the most faces
+        seen in one frame."""
+        from sentistream.models.face.detect import detect_faces
 
         cfg = self._config
-        # Detect in every frame of every segment, then classify all crops in one call.
-        # In "largest" mode only the largest face per frame is classified at all.
-        found: list[list[tuple[float, Any]]] = []
-        most_faces: list[int] = []
-        crops: list[np.ndarray] = []
-        for frames in inputs:
-            per_segment: list[tuple[float, Any]] = []
-            most = 0
-            for frame in frames:
-                boxes = detect_faces(
-                    frame.rgb,
-                    max_side=cfg.detect_max_side,
-                    min_confidence=cfg.min_detect_confidence,
-                    min_face_px=cfg.min_face_px,
+        tracker = self._tracker(item.video_id)
+        tracks: dict[str, list] = {}
+        most = 0
+        for frame in item.frames:
+            boxes = detect_faces(
+                frame.rgb,
+                max_side=cfg.detect_max_side,
+                min_confidence=cfg.min_detect_confidence,
+                min_face_px=cfg.min_face_px,
+            )
+            most = max(most, len(boxes))
+            for fid, box in zip(tracker.assign(boxes), boxes, strict=True):
+                tracks.setdefault(fid, []).append(
+                    (frame.t, box, mouth_patch(frame.rgb, box), frame)
                 )
-                most = max(most, len(boxes))
-                if cfg.aggregate == "largest" and boxes:
-                    boxes = [max(boxes, key=lambda b: b.w * b.h)]
-                if boxes:
-                    crops.append(crop_faces(frame.rgb, boxes))
-                    per_segment.extend((frame.t, box) for box in boxes)
-            found.append(per_segment)
-            most_faces.append(most)
+        return tracks, most
+
+    def predict(self, model: Any, inputs: Sequence[FaceInput]) -> list[ModalityResult]:
+        from sentistream.models.face.detect import crop_faces
+
+        cfg = self._config
+        # Track the faces of every segment, keep its largest tracks, then classify all
+        # their crops in one call.
+        segments = []
+        crops: list[np.ndarray] = []
+        for item in inputs:
+            tracks, most = self._tracked(item)
+            by_size = sorted(tracks, key=lambda f: -np.mean([b.area for _, b, _, _ in tracks[f]]))
+            kept = by_size[: cfg.max_faces] if cfg.max_faces else by_size
+            for fid in kept:
+                for _, box, _, frame in tracks[fid]:
+                    crops.append(crop_faces(frame.rgb, [box]))
+            segments.append((item, {f: tracks[f] for f in kept}, most))
         probs = model.predict(np.concatenate(crops)) if crops else np.zeros((0, 7), np.float32)
         results: list[ModalityResult] = []
         offset = 0
-        for frames, per_segment, most in zip(inputs, found, most_faces, strict=True):
-            if not per_segment:
+        for item, kept, most in segments:
+            if not kept:
                 results.append(ModalityResult.absent("face", REASON_NO_FACE, model.model_id))
                 continue
-            seg_probs = probs[offset : offset + len(per_segment)]
-            offset += len(per_segment)
-            agg = aggregate_segment(
-                [(t, box, p) for (t, box), p in zip(per_segment, seg_probs, strict=True)],
-                labels=model.labels,
-                n_frames=len(frames),
-                mode=cfg.aggregate,
-            )
-            assert agg is not None  # per_segment is not empty
-            results.append(
-                ModalityResult(
-                    modality="face",
-                    present=True,
-                    valence=float(agg.valence),
-                    confidence=float(agg.confidence),
-                    model_id=model.model_id,
-                    probs=dict(zip(model.labels, map(float, agg.probs), strict=True)),
-                    detail={
-                        "faces_scored": cfg.aggregate,
-                        "frames": len(frames),
-                        "frames_with_face": int(agg.n_frames_with_face),
-                        "max_faces_in_frame": most,
-                    },
-                )
-            )
+            per_track = {}
+            for fid, dets in kept.items():
+                seg_probs = probs[offset : offset + len(dets)]
+                offset += len(dets)
+                per_track[fid] = [
+                    (t, b, p) for (t, b, _, _), p in zip(dets, seg_probs, strict=True)
+                ]
+            motions = {f: mouth_motion([d[2] for d in dets]) for f, dets in kept.items()}
+            results.append(self._result(model, item, per_track, motions, most))
         return results
+
+    def _result(
+        self,
+        model: Any,
+        item: FaceInput,
+        per_track: dict[str, list],
+        motions: dict[str, float | None],
+        most: int,
+    ) -> ModalityResult:
+        from sentistream.models.face.model import aggregate_segment
+
+        cfg = self._config
+        n = len(item.frames)
+        aggs = {
+            f: aggregate_segment(d, labels=model.labels, n_frames=n) for f, d in per_track.items()
+        }
+        largest = next(iter(per_track))
+        if cfg.aggregate == "speaker":
+            attribution, face_id = attribute(motions, item.speech)
+            if face_id is None and attribution != ATTR_NOT_TIED:
+                face_id = largest  # no speech: the largest face, for what it shows
+        elif cfg.aggregate == "largest":
+            attribution, face_id = ATTR_LARGEST, largest
+        else:
+            attribution, face_id = ATTR_ALL, None
+        faces = [
+            {
+                "face_id": f,
+                "valence": round(float(a.valence), 4),
+                "confidence": round(float(a.confidence), 4),
+                "expression": model.labels[int(np.argmax(a.probs))],
+                "frames": int(a.n_frames_with_face),
+                "mouth_motion": None if motions[f] is None else round(motions[f], 4),
+                "box": _mean_box(per_track[f]),
+            }
+            for f, a in aggs.items()
+            if a is not None
+        ]
+        detail = {
+            "faces_scored": cfg.aggregate,
+            "frames": n,
+            "max_faces_in_frame": most,
+            "attribution": attribution,
+            "face_id": face_id,
+            "faces": faces,
+        }
+        if cfg.aggregate == "all":
+            every = [d for dets in per_track.values() for d in dets]
+            agg = aggregate_segment(every, labels=model.labels, n_frames=n, mode="all")
+        elif face_id is None:
+            return ModalityResult(
+                modality="face",
+                present=False,
+                reason=REASON_FACE_NOT_TIED,
+                model_id=model.model_id,
+                detail=detail,
+            )
+        else:
+            agg = aggs[face_id]
+        assert agg is not None
+        detail["frames_with_face"] = int(agg.n_frames_with_face)
+        return ModalityResult(
+            modality="face",
+            present=True,
+            valence=float(agg.valence),
+            confidence=float(agg.confidence),
+            model_id=model.model_id,
+            probs=dict(zip(model.labels, map(float, agg.probs), strict=True)),
+            detail=detail,
+        )
+
+
+def _mean_box(dets: list) -> list[int]:
+    """[x, y, w, h]: where a face was in the segment, on average (full-frame pixels)."""
+    return [round(float(np.mean([getattr(b, k) for _, b, _ in dets]))) for k in "xywh"]

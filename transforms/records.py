@@ -32,6 +32,7 @@ INPUTS: dict[str, object] = {"frames": (), "audio": None, "caption": None}
 REASON_DISABLED_BY_POLICY = "disabled_by_policy"
 REASON_NO_VIDEO = "no_video_stream"
 REASON_NO_FACE = "no_face"
+REASON_FACE_NOT_TIED = "face_not_tied_to_speaker"  # several faces, none clearly talking
 REASON_NO_AUDIO = "no_audio_stream"
 REASON_SILENCE = "silence"
 REASON_TOO_SHORT = "too_short"

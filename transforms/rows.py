@@ -105,6 +105,7 @@ def to_score_row(
         if face and face.probs
         else None,
         face_reason=_reason(face),
+        face_id=face.detail.get("face_id") if face else None,  # type: ignore[arg-type]
         voice_present=bool(voice and voice.present),
         voice_valence=voice.valence if voice else None,
         voice_arousal=voice.arousal if voice else None,

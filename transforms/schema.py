@@ -19,7 +19,8 @@ from typing import Any
 import pyarrow as pa
 
 # 2: ScoreRow.speech_level_dbfs; CallRow. 3: ScoreRow.partial, seg-v3 ids. 4: ``speaker`` is
-# the diarized speaker (spk_N) of a mono recording, its segment ids "seg-v3+dia-v1".
+# the diarized speaker (spk_N) of a mono recording, its segment ids "seg-v3+dia-v1";
+# ScoreRow.face_id, the face tracked through the recording that the face columns score.
 SCHEMA_VERSION = "4"
 
 _ARROW_TYPES: dict[type, pa.DataType] = {
@@ -54,6 +55,7 @@ class ScoreRow:
     face_confidence: float | None
     face_expression: str | None
     face_reason: str | None
+    face_id: str | None
     voice_present: bool
     voice_valence: float | None
     voice_arousal: float | None

@@ -81,3 +81,52 @@ def spoken_clip(
     if captions:
         synth.write_vtt(path.with_suffix(".vtt"), cues)
     return path
+
+
+#: The astronaut portrait cropped around her face, and her mouth in that crop (x, y,
+#: half width), as fractions of the crop's side.
+_FACE_CROP = (120, 20, 210)  # x, y, side in the 512x512 image
+_MOUTH = (0.486, 0.59, 0.07)
+
+
+def two_person_clip(
+    path: str | Path,
+    sentences: Sequence[str],
+    *,
+    duration_s: float,
+    gap_s: float = 0.9,
+    voices: Sequence[str] = ("en-us", "en-us+f3"),
+    fps: float = 10.0,
+    tile: int = 300,
+    animate: bool = True,
+) -> tuple[Path, list[Cue]]:
+    """An mp4 of two people side by side (two tiles of the astronaut portrait, as on a
+    video call) taking turns: sentence ``i`` is spoken by ``voices[i % 2]`` while the
+    mouth of tile ``i % 2`` (0: left) opens and closes; the other mouth stays shut
+    (``animate=False``: both stay shut). No captions. Returns the path and the cues."""
+    import cv2
+    from skimage import data as skdata
+
+    path = Path(path)
+    track, cues = spoken_track(sentences, duration_s=duration_s, gap_s=gap_s, voices=voices)
+    x, y, side = _FACE_CROP
+    face = cv2.resize(skdata.astronaut()[y : y + side, x : x + side], (tile, tile))
+    cx, cy, half_w = (round(f * tile) for f in _MOUTH)
+    max_open = max(2, round(0.035 * tile))
+
+    def frames():  # noqa: ANN202
+        for i in range(int(duration_s * fps)):
+            t = i / fps
+            talker = next((k % 2 for k, c in enumerate(cues) if c.start_s <= t < c.end_s), None)
+            out = np.empty((tile, 2 * tile, 3), np.uint8)
+            for who in (0, 1):
+                img = face.copy()
+                phase = 0.5 + 0.5 * np.sin(2 * np.pi * 3.3 * t + who)
+                opening = max_open * phase if (animate and talker == who) else 1
+                axes = (half_w, max(1, round(opening)))
+                cv2.ellipse(img, (cx, cy), axes, 0, 0, 360, (70, 25, 35), -1)
+                out[:, who * tile : (who + 1) * tile] = img
+            yield out
+
+    synth.write_media(path, frames=frames(), fps=fps, audio=track, sample_rate=RATE)
+    return path, cues

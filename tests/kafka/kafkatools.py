@@ -94,6 +94,7 @@ def score_row(segment_id: str, *, video_id: str = "v1", valence: float = 0.5, **
         face_confidence=0.8,
         face_expression="happy",
         face_reason=None,
+        face_id="face_0",
         voice_present=False,
         voice_valence=None,
         voice_arousal=None,
