@@ -196,6 +196,9 @@ def summarize(
     non_talk = max(0.0, end.duration_s - _total(all_speech))
     overlaps = interruptions(turns) if end.tracks > 1 else {}
     complete = end.complete and len(rows) == end.segments
+    # Speakers: those who speak (the windows without speech of a diarized recording are
+    # nobody's); a recording with no speech at all counts its one (or per channel) row.
+    talkers = sum(1 for ts in turns.values() if ts) or len(by_speaker)
     out = []
     for (channel, speaker), rs in sorted(by_speaker.items()):
         rs = sorted(rs, key=lambda r: (r.start_s, r.end_s))
@@ -250,7 +253,7 @@ def summarize(
                 speaker=speaker,
                 role=rs[0].role,
                 recording_duration_s=end.duration_s,
-                speakers=len(by_speaker),
+                speakers=talkers,
                 segments=len(rs),
                 complete=complete,
                 fused_valence=fused_summary[0],

@@ -206,3 +206,17 @@ def test_open_recordings_emit_once_and_forget():
     open_.add(ROWS[0])
     open_.discard("call-1")
     assert len(open_) == 0
+
+
+def test_speakers_count_who_talks_not_the_silent_windows():
+    """A diarized mono recording: two speakers and the no-speech windows (nobody's)."""
+    rows = [
+        dataclasses.replace(seg("s0", 0, 0, 5, 0.1, 0.5), speaker="spk_0"),
+        dataclasses.replace(seg("s1", 0, 5, 9, 0.1, 0.5), speaker="spk_1"),
+        dataclasses.replace(seg("w", 0, 9, 14, None, 0.0, kind="window"), speaker="unknown"),
+    ]
+    end = RecordingEnd(ref=REF, duration_s=14.0, segments=3, tracks=1)
+    calls = summarize(rows, end, neutral_band=0.2, processed_at=0.0)
+    assert sorted(c.speaker for c in calls) == ["spk_0", "spk_1", "unknown"]
+    assert {c.speakers for c in calls} == {2}
+    assert all(c.interruptions is None for c in calls)  # one track: overlap is not known
