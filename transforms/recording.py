@@ -68,8 +68,9 @@ class RecordingSegments:
     ``partial`` record at most that often, under the id its final record will have. With
     ``speakers`` (a diarized recording, ``transforms/diarization.py``) each speech span is
     cut where its track's speaker changes, and each piece carries its speaker (``spk_N``)
-    and that speaker's role; a caption cue is not cut (its text is one), it gets the
-    speaker who talks most of it; stretches without speech keep the default role.
+    and that speaker's role (its ``--speaker-roles`` rule, else the channel's role); a
+    caption cue is not cut (its text is one), it gets the speaker who talks most of it;
+    stretches without speech keep the channel's role.
     """
 
     def __init__(
@@ -218,7 +219,7 @@ class RecordingSegments:
             ref=self.ref,
             segment_id=make_segment_id(self.ref.resolved_id, ch, id_start, self._version, ordinal),
             channel=ch,
-            speaker=self._roles[ch] if speaker is None else self._speaker_role(speaker),
+            speaker=self._roles[ch] if speaker is None else self._speaker_role(ch, speaker),
             speaker_id=None if speaker is None else speaker_label(speaker),
             start_s=start_s,
             end_s=end_s,
@@ -234,9 +235,10 @@ class RecordingSegments:
             partial=partial,
         )
 
-    def _speaker_role(self, index: int) -> str:
+    def _speaker_role(self, ch: int, index: int) -> str:
+        """A diarized speaker's role: its ``--speaker-roles`` rule, else its channel's."""
         assert self._speakers is not None
-        return self._speakers.role(index, self._default_role)
+        return self._speakers.role(index, self._roles[ch])
 
     def flush(self) -> list[SegmentRecord]:
         """End the recording where its media ended (a live call that stopped): the turns

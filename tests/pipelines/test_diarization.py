@@ -97,3 +97,22 @@ def test_a_known_speaker_count_and_diarization_off(mono_conversation, tmp_path):
     assert {r[0] for r in _rows(one, "speaker", speech)} == {"spk_0"}
     assert {r[0] for r in _rows(off, "speaker, role", speech)} == {"unknown"}
     assert {r[1] for r in _rows(off, "speaker, role", speech)} == {"unknown"}
+
+
+def test_stereo_keeps_channels_and_diarizes_within_them_only_if_asked(stereo_call, tmp_path):
+    path, _ = stereo_call
+    common = ["--input", str(path), "--no-asr", "--fps", "0", "--threads", "1"]
+    common += ["--channel-roles", "agent,customer"]
+    plain, within = tmp_path / "plain", tmp_path / "within"
+    batch.run([*common, "--output", str(plain)])
+    batch.run([*common, "--output", str(within), "--diarize", "all"])
+    speech = "segmenter = 'vad'"
+    assert set(_rows(plain, "channel, speaker, role", speech)) == {
+        (0, "agent", "agent"),
+        (1, "customer", "customer"),
+    }
+    # one voice per channel: each channel's diarized speaker keeps the channel's role
+    assert set(_rows(within, "channel, speaker, role", speech)) == {
+        (0, "spk_0", "agent"),
+        (1, "spk_0", "customer"),
+    }
