@@ -248,9 +248,11 @@ class DiarizeConfig:
         also diarizes within each channel of a multi-channel recording; ``off``: never
         (every row of a mono recording is one speaker, its role the default role).
     speakers: the number of speakers when known (``--speakers``); None: estimated, at
-        most ``max_speakers``. A recording's own ``speakers`` (manifest, event) wins.
-    threshold: average-linkage cosine distance between two clusters above which they
-        are different speakers (used when the number is estimated).
+        most ``max_speakers``. A recording's own ``speakers`` (manifest, event) wins. A
+        recording with too little speech to split (under 6 windows) gets one.
+    threshold: when the number is estimated, a recording whose two halves (a 2-way
+        split) have mean embeddings at least this cosine-similar is one speaker, and no
+        two speakers may be that similar (``models/speaker/diarize.py``).
     roles: the role of each diarized speaker, as (key, role): keys ``first`` (the
         speaker who speaks first, ``spk_0``), ``spk_N``, ``*``; empty: every speaker gets
         the policy's default role. A recording's own ``speaker_roles`` wins.
@@ -273,8 +275,8 @@ class DiarizeConfig:
             raise ValueError(f"diarize mode must be one of {DIARIZE_MODES}, got {self.mode!r}")
         if self.speakers is not None and not 1 <= self.speakers <= self.max_speakers:
             raise ValueError(f"speakers must be in 1..{self.max_speakers}, got {self.speakers!r}")
-        if not 0 < self.threshold < 2:
-            raise ValueError(f"diarize threshold must be in (0, 2), got {self.threshold!r}")
+        if not 0 < self.threshold <= 1:
+            raise ValueError(f"diarize threshold must be in (0, 1], got {self.threshold!r}")
         _check_positive("min_piece_s", self.min_piece_s)
         _check_device("diarize device", self.device)
 

@@ -39,7 +39,12 @@ from sentistream.transforms.config import (
 from sentistream.transforms.diarization import STAGE_DIARIZE, applies, diarize_recording
 from sentistream.transforms.live import LiveCalls, is_live
 from sentistream.transforms.media.captions import Cue, find_sidecar, parse_captions
-from sentistream.transforms.media.decoding import MediaChunk, MediaInfo, iter_chunks
+from sentistream.transforms.media.decoding import (
+    MediaChunk,
+    MediaDecodeError,
+    MediaInfo,
+    iter_chunks,
+)
 from sentistream.transforms.media.limits import MediaLimitError, check_allowed, check_local_input
 from sentistream.transforms.recording import RecordingSegments
 from sentistream.transforms.records import (
@@ -140,11 +145,13 @@ def iter_segments(
         assert isinstance(info, MediaInfo)
         speakers = None
         tracks = RecordingSegments.track_count(info, cues)
-        if diarize_cfg is not None and applies(diarize_cfg, info, tracks, ref):
+        if diarize_cfg is not None and applies(diarize_cfg, policy_cfg, info, tracks, ref):
             try:
                 speakers = diarize_recording(
                     ref, decode_cfg, segment_cfg, policy_cfg, diarize_cfg, tracks
                 )
+            except (MediaDecodeError, MediaLimitError):
+                raise  # the media's own fault: a decode dead letter, as without diarization
             except Exception as exc:  # noqa: BLE001 - named by the dead letter's stage
                 raise DiarizationError(f"{type(exc).__name__}: {exc}") from exc
         recording = RecordingSegments(

@@ -14,7 +14,7 @@ they become final, with bounded memory. So a recording that is diarized is read 
 
 Which recordings are diarized (``applies``): ``DiarizeConfig.mode`` ``mono``, those with
 one audio track; ``all``, every track. Live calls are not (their turns leave before the
-call is over).
+call is over), nor sources whose consent or ``modalities`` hint rules out voice analysis.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from sentistream.models.speaker.encoder import load_speaker_encoder
 from sentistream.transforms.config import DecodeConfig, DiarizeConfig, PolicyConfig, SegmentConfig
 from sentistream.transforms.media.decoding import MediaChunk, MediaInfo, iter_chunks
 from sentistream.transforms.media.segmenting import KIND_VAD
+from sentistream.transforms.policy import voice_consented
 from sentistream.transforms.recording import RecordingSegments
 from sentistream.transforms.records import VideoRef
 from sentistream.transforms.speakers import Speakers, parse_speaker_roles
@@ -44,9 +45,15 @@ from sentistream.transforms.speakers import Speakers, parse_speaker_roles
 STAGE_DIARIZE = "diarize"
 
 
-def applies(cfg: DiarizeConfig, info: MediaInfo, tracks: int, ref: VideoRef) -> bool:
-    """Whether a recording with ``tracks`` audio tracks is diarized (never a live one)."""
+def applies(
+    cfg: DiarizeConfig, policy: PolicyConfig, info: MediaInfo, tracks: int, ref: VideoRef
+) -> bool:
+    """Whether a recording with ``tracks`` audio tracks is diarized: never a live one,
+    nor one whose consent or modality hint rules out voice analysis (diarization embeds
+    voices)."""
     if ref.live or not info.has_audio or cfg.mode == "off":
+        return False
+    if not voice_consented(policy, ref.metadata):
         return False
     return tracks == 1 or cfg.mode == "all"
 

@@ -123,22 +123,39 @@ class FaceHandler(SegmentModelHandler[Any, FaceInput]):
         from sentistream.models.face.detect import crop_faces
 
         cfg = self._config
-        # Track the faces of every segment, keep its largest tracks, then classify all
-        # their crops in one call.
-        segments = []
-        crops: list[np.ndarray] = []
-        for item in inputs:
-            tracks, most = self._tracked(item)
-            by_size = sorted(tracks, key=lambda f: -np.mean([b.area for _, b, _, _ in tracks[f]]))
-            kept = by_size[: cfg.max_faces] if cfg.max_faces else by_size
-            for fid in kept:
-                for _, box, _, frame in tracks[fid]:
-                    crops.append(crop_faces(frame.rgb, [box]))
-            segments.append((item, {f: tracks[f] for f in kept}, most))
-        probs = model.predict(np.concatenate(crops)) if crops else np.zeros((0, 7), np.float32)
+        # Track the faces of every segment and decide which one is the speaker's (over
+        # all of them), keep its largest tracks (and the speaker's), then classify all
+        # their crops in one call. A failure leaves the trackers as they were, so the
+        # one-by-one retry assigns the same ids.
+        saved = {vid: list(t.last) for vid, t in self._tracks.items()}
+        try:
+            segments = []
+            crops: list[np.ndarray] = []
+            for item in inputs:
+                tracks, most = self._tracked(item)
+                by_size = sorted(
+                    tracks, key=lambda f: -np.mean([b.area for _, b, _, _ in tracks[f]])
+                )
+                motions = {f: mouth_motion([d[2] for d in dets]) for f, dets in tracks.items()}
+                attribution, face_id = self._choose(item, by_size, motions)
+                kept = by_size[: cfg.max_faces] if cfg.max_faces else list(by_size)
+                if face_id is not None and face_id not in kept:
+                    kept.append(face_id)
+                for fid in kept:
+                    for _, box, _, frame in tracks[fid]:
+                        crops.append(crop_faces(frame.rgb, [box]))
+                chosen = (attribution, face_id)
+                segments.append((item, {f: tracks[f] for f in kept}, motions, chosen, most))
+            empty = np.zeros((0, 7), np.float32)
+            probs = model.predict(np.concatenate(crops)) if crops else empty
+        except Exception:
+            for vid, last in saved.items():
+                if vid in self._tracks:
+                    self._tracks[vid].last = last
+            raise
         results: list[ModalityResult] = []
         offset = 0
-        for item, kept, most in segments:
+        for item, kept, motions, chosen, most in segments:
             if not kept:
                 results.append(ModalityResult.absent("face", REASON_NO_FACE, model.model_id))
                 continue
@@ -149,9 +166,24 @@ class FaceHandler(SegmentModelHandler[Any, FaceInput]):
                 per_track[fid] = [
                     (t, b, p) for (t, b, _, _), p in zip(dets, seg_probs, strict=True)
                 ]
-            motions = {f: mouth_motion([d[2] for d in dets]) for f, dets in kept.items()}
-            results.append(self._result(model, item, per_track, motions, most))
+            results.append(self._result(model, item, per_track, motions, chosen, most))
         return results
+
+    def _choose(
+        self, item: FaceInput, by_size: list[str], motions: dict[str, float | None]
+    ) -> tuple[str, str | None]:
+        """(attribution, the row's face_id) from every face of the segment, largest
+        first (``aggregate`` ``all``: no single face)."""
+        if not by_size:
+            return ATTR_NOT_TIED, None
+        if self._config.aggregate == "largest":
+            return ATTR_LARGEST, by_size[0]
+        if self._config.aggregate == "all":
+            return ATTR_ALL, None
+        attribution, face_id = attribute({f: motions[f] for f in by_size}, item.speech)
+        if face_id is None and attribution != ATTR_NOT_TIED:
+            face_id = by_size[0]  # no speech: the largest face, for what it shows
+        return attribution, face_id
 
     def _result(
         self,
@@ -159,6 +191,7 @@ class FaceHandler(SegmentModelHandler[Any, FaceInput]):
         item: FaceInput,
         per_track: dict[str, list],
         motions: dict[str, float | None],
+        chosen: tuple[str, str | None],
         most: int,
     ) -> ModalityResult:
         from sentistream.models.face.model import aggregate_segment
@@ -168,15 +201,7 @@ class FaceHandler(SegmentModelHandler[Any, FaceInput]):
         aggs = {
             f: aggregate_segment(d, labels=model.labels, n_frames=n) for f, d in per_track.items()
         }
-        largest = next(iter(per_track))
-        if cfg.aggregate == "speaker":
-            attribution, face_id = attribute(motions, item.speech)
-            if face_id is None and attribution != ATTR_NOT_TIED:
-                face_id = largest  # no speech: the largest face, for what it shows
-        elif cfg.aggregate == "largest":
-            attribution, face_id = ATTR_LARGEST, largest
-        else:
-            attribution, face_id = ATTR_ALL, None
+        attribution, face_id = chosen
         faces = [
             {
                 "face_id": f,

@@ -62,6 +62,21 @@ def decide(config: PolicyConfig, role: str, metadata: Mapping[str, str]) -> Poli
         enabled, rule = rules["*"], "role:*"
     else:
         enabled, rule = (), "no-rule"
+    enabled, rule = _narrowed(config, enabled, rule, metadata)
+    ordered = tuple(m for m in MODALITIES if m in enabled)
+    return PolicyDecision(policy_id=config.policy_id, enabled=ordered, rule=rule)
+
+
+def voice_consented(config: PolicyConfig, metadata: Mapping[str, str]) -> bool:
+    """Whether a source's consent and modality hints leave voice analysis possible at all
+    (whatever the role). Diarization computes voice embeddings, so it runs only then."""
+    return "voice" in _narrowed(config, ("voice",), "", metadata)[0]
+
+
+def _narrowed(
+    config: PolicyConfig, enabled: tuple[str, ...], rule: str, metadata: Mapping[str, str]
+) -> tuple[tuple[str, ...], str]:
+    """``enabled`` narrowed by the consent requirement and the source's hint."""
     if config.consent_key is not None:
         consent = str(metadata.get(config.consent_key, "")).strip().lower()
         if consent != "true":
@@ -72,8 +87,7 @@ def decide(config: PolicyConfig, role: str, metadata: Mapping[str, str]) -> Poli
         allowed = {m.strip() for m in str(hint).split(",")}
         enabled = tuple(m for m in enabled if m in allowed)
         rule += "+source-hint"
-    ordered = tuple(m for m in MODALITIES if m in enabled)
-    return PolicyDecision(policy_id=config.policy_id, enabled=ordered, rule=rule)
+    return enabled, rule
 
 
 def enabled_anywhere(config: PolicyConfig) -> tuple[str, ...]:

@@ -68,9 +68,9 @@ class RecordingSegments:
     ``partial`` record at most that often, under the id its final record will have. With
     ``speakers`` (a diarized recording, ``transforms/diarization.py``) each speech span is
     cut where its track's speaker changes, and each piece carries its speaker (``spk_N``)
-    and that speaker's role (its ``--speaker-roles`` rule, else the channel's role); a
-    caption cue is not cut (its text is one), it gets the speaker who talks most of it;
-    stretches without speech keep the channel's role.
+    and that speaker's role (``_speaker_role``); a caption cue is not cut (its text is
+    one), it gets the speaker who talks most of it; stretches without speech keep the
+    channel's role.
     """
 
     def __init__(
@@ -153,6 +153,10 @@ class RecordingSegments:
                 self._record(ch, span.start_s, span.end_s, span.kind, span.text, id_start=id_start)
             ]
         timeline = self._speakers.timelines[ch]
+        if timeline.speakers == 0:  # no window to embed on this track: no evidence
+            return [
+                self._record(ch, span.start_s, span.end_s, span.kind, span.text, id_start=id_start)
+            ]
         pieces = timeline.split(span.start_s, span.end_s, self._speakers.min_piece_s)
         if span.kind == KIND_CAPTIONS:
             talker = max(pieces, key=lambda p: p.end_s - p.start_s).speaker
@@ -220,7 +224,7 @@ class RecordingSegments:
             segment_id=make_segment_id(self.ref.resolved_id, ch, id_start, self._version, ordinal),
             channel=ch,
             speaker=self._roles[ch] if speaker is None else self._speaker_role(ch, speaker),
-            speaker_id=None if speaker is None else speaker_label(speaker),
+            speaker_id=None if speaker is None else self._speaker_label(ch, speaker),
             start_s=start_s,
             end_s=end_s,
             segmenter=kind,
@@ -236,9 +240,18 @@ class RecordingSegments:
         )
 
     def _speaker_role(self, ch: int, index: int) -> str:
-        """A diarized speaker's role: its ``--speaker-roles`` rule, else its channel's."""
+        """A diarized speaker's role: in a multi-channel recording with channel roles,
+        its channel's (the channel says who it is); else its ``--speaker-roles`` rule,
+        else its channel's."""
         assert self._speakers is not None
+        if self.tracks > 1 and self.ref.channel_roles:
+            return self._roles[ch]
         return self._speakers.role(index, self._roles[ch])
+
+    def _speaker_label(self, ch: int, index: int) -> str:
+        """``spk_N``; ``chC_spk_N`` when each channel is diarized on its own."""
+        label = speaker_label(index)
+        return label if self.tracks == 1 else f"ch{ch}_{label}"
 
     def flush(self) -> list[SegmentRecord]:
         """End the recording where its media ended (a live call that stopped): the turns

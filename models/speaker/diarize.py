@@ -17,8 +17,9 @@ clusters -> a ``Timeline`` of speaker runs (pure numpy / scipy; the encoder is p
    theirs; each window owns the time around its centre, so a turn splits where the
    speaker changes. Speakers are numbered by first appearance: ``spk_0`` speaks first.
 
-A long recording's windows are spaced out so at most ``MAX_WINDOWS`` are clustered
-(the distance matrix is quadratic in them).
+A long recording's windows are spaced out (``hop_for`` its duration), and at most
+``MAX_WINDOWS`` evenly spaced ones are clustered (the matrices are quadratic in them):
+the others take the label of the nearest cluster mean.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ WINDOW_S = 1.5
 HOP_S = 0.75
 MIN_WINDOW_S = 0.4  # a turn shorter than this is not embedded (too little voice)
 MAX_WINDOWS = 1500
-MIN_WINDOWS = 3
+MIN_WINDOWS = 3  # a speaker needs at least this many windows (k <= n / MIN_WINDOWS)
 MAX_SPEAKERS = 8
 #: Two halves of a recording whose mean embeddings are at least this cosine-similar are
 #: one speaker (tuned on development speakers only; see docs/diarization.md).
@@ -141,7 +142,7 @@ def turn_windows(turn: Turn, index: int, hop_s: float = HOP_S) -> list[Window]:
     if dur < MIN_WINDOW_S:
         return []
     n = 1 if dur <= WINDOW_S else 1 + math.ceil((dur - WINDOW_S) / hop_s)
-    starts = [turn.start_s + min(i * hop_s, dur - WINDOW_S) for i in range(n)]
+    starts = [turn.start_s + max(0.0, min(i * hop_s, dur - WINDOW_S)) for i in range(n)]
     centres = [s + min(WINDOW_S, dur) / 2 for s in starts]
     out = []
     for i, s in enumerate(starts):
@@ -158,11 +159,16 @@ def embed_turn(
     windows = turn_windows(turn, index, hop_s)
     if not windows:
         return [], np.zeros((0, 0), np.float32)
-    pieces = []
+    kept, pieces = [], []
     for w in windows:
         lo = round((w.start_s - turn.start_s) * SAMPLE_RATE)
-        pieces.append(turn.audio[lo : lo + round((w.end_s - w.start_s) * SAMPLE_RATE)])
-    return windows, embed(pieces)
+        piece = turn.audio[lo : lo + round((w.end_s - w.start_s) * SAMPLE_RATE)]
+        if np.isfinite(piece).all():  # damaged samples: that window says nothing
+            kept.append(w)
+            pieces.append(piece)
+    if not kept:
+        return [], np.zeros((0, 0), np.float32)
+    return kept, embed(pieces)
 
 
 def hop_for(duration_s: float) -> float:
@@ -285,6 +291,8 @@ def _silhouette(x: np.ndarray, labels: np.ndarray) -> float:
         own = np.where(members, mean / max(size - 1, 1), own)
         other = np.where(members, other, np.minimum(other, mean / size))
     score = (other - own) / np.maximum(np.maximum(own, other), 1e-12)
+    index = np.unique(labels, return_inverse=True)[1]
+    score[np.bincount(index)[index] == 1] = 0.0  # a one-window cluster scores 0, as sklearn
     return float(score.mean())
 
 
@@ -295,6 +303,23 @@ def _smooth(windows: Sequence[Window], labels: np.ndarray) -> np.ndarray:
         if same_turn and out[i - 1] == labels[i + 1] != labels[i]:
             out[i] = labels[i + 1]
     return out
+
+
+def _cluster_bounded(
+    x: np.ndarray, speakers: int | None, threshold: float, max_speakers: int
+) -> np.ndarray:
+    """``cluster`` on at most ``MAX_WINDOWS`` evenly spaced windows (its matrices are
+    quadratic in them); the others take the label of the nearest cluster mean."""
+    n = len(x)
+    if n <= MAX_WINDOWS:
+        return cluster(x, speakers=speakers, threshold=threshold, max_speakers=max_speakers)
+    pick = np.linspace(0, n - 1, MAX_WINDOWS).round().astype(int)
+    sample = cluster(x[pick], speakers=speakers, threshold=threshold, max_speakers=max_speakers)
+    ks = np.unique(sample)
+    centres = np.stack([x[pick][sample == k].mean(axis=0) for k in ks])
+    labels = ks[np.argmax(x @ centres.T, axis=1)]
+    labels[pick] = sample
+    return labels
 
 
 def timeline_of(
@@ -308,7 +333,7 @@ def timeline_of(
     """The speaker timeline from a track's windows (in time order) and their embeddings."""
     if not windows:
         return Timeline((), 0)
-    labels = cluster(embeddings, speakers=speakers, threshold=threshold, max_speakers=max_speakers)
+    labels = _cluster_bounded(embeddings, speakers, threshold, max_speakers)
     labels = _smooth(windows, labels)
     order: dict[int, int] = {}
     for k in labels.tolist():  # windows are in time order: number by first appearance

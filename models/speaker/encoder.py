@@ -23,7 +23,7 @@ import torch
 import torchaudio
 from torch import nn
 
-from sentistream.models.audio import SAMPLE_RATE
+from sentistream.models.audio import SAMPLE_RATE, SILENCE_DBFS, level_dbfs
 from sentistream.models.bundle import (
     DEFAULT_BUNDLES,
     Bundled,
@@ -79,10 +79,10 @@ def _mel() -> torchaudio.transforms.MelSpectrogram:
 def raise_level(audio: np.ndarray, target_dbfs: float = TARGET_DBFS) -> np.ndarray:
     """``audio`` scaled up to ``target_dbfs`` RMS if it is quieter (never scaled down),
     as Resemblyzer's ``normalize_volume(..., increase_only=True)``."""
-    rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64)))) if audio.size else 0.0
-    if rms <= 1e-9:
+    level = level_dbfs(audio)
+    if level <= SILENCE_DBFS:  # digital silence: nothing to raise
         return audio
-    gain_db = target_dbfs - 20.0 * np.log10(rms)
+    gain_db = target_dbfs - level
     return audio if gain_db <= 0 else (audio * 10.0 ** (gain_db / 20.0)).astype(np.float32)
 
 

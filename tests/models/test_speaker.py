@@ -14,6 +14,7 @@ from sentistream.models.speaker.diarize import (
     Turn,
     cluster,
     diarize,
+    embed_turn,
     turn_windows,
 )
 from sentistream.models.speaker.encoder import (
@@ -130,6 +131,28 @@ def test_turn_windows_cover_the_turn():
     )
     assert ws[-1].end_s == 14.0 and all(w.end_s - w.start_s == pytest.approx(1.5) for w in ws)
     assert turn_windows(Turn(0.0, 0.3, np.zeros(4800, np.float32)), 0) == []
+    (short,) = turn_windows(Turn(5.0, 6.2, np.zeros(19200, np.float32)), 0)
+    assert (short.start_s, short.end_s) == (5.0, 6.2)  # a short turn is one whole window
+
+
+def test_damaged_samples_are_not_embedded():
+    audio = np.ones(64000, np.float32) * 0.1
+    audio[40000] = np.nan
+    windows, emb = embed_turn(Turn(0.0, 4.0, audio), 0, lambda p: np.ones((len(p), 4)))
+    assert windows and all(not (w.start_s <= 2.5 < w.end_s) for w in windows)
+    assert len(emb) == len(windows)
+
+
+def test_long_recordings_cluster_a_sample_and_label_every_window(monkeypatch):
+    from sentistream.models.speaker import diarize as d
+
+    monkeypatch.setattr(d, "MAX_WINDOWS", 40)
+    x, truth = _groups([70, 50])
+    ws = [d.Window(0, i, i + 1, i, i + 1) for i in range(len(x))]
+    timeline = d.timeline_of(ws, x)
+    assert timeline.speakers == 2
+    labels = np.array([timeline.speaker_at(i + 0.5) for i in range(len(x))])
+    assert _same_partition(labels, truth)
 
 
 def test_timeline_split_cuts_at_speaker_changes_and_merges_short_pieces():

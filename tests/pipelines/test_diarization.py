@@ -113,6 +113,6 @@ def test_stereo_keeps_channels_and_diarizes_within_them_only_if_asked(stereo_cal
     }
     # one voice per channel: each channel's diarized speaker keeps the channel's role
     assert set(_rows(within, "channel, speaker, role", speech)) == {
-        (0, "spk_0", "agent"),
-        (1, "spk_0", "customer"),
+        (0, "ch0_spk_0", "agent"),
+        (1, "ch1_spk_0", "customer"),
     }

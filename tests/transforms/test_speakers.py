@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sentistream.transforms.config import DiarizeConfig
+from sentistream.transforms.config import DiarizeConfig, PolicyConfig
 from sentistream.transforms.diarization import applies
 from sentistream.transforms.media.decoding import MediaInfo
 from sentistream.transforms.records import VideoRef
@@ -38,15 +38,29 @@ def _info(channels: int) -> MediaInfo:
 
 
 def test_which_recordings_are_diarized():
-    ref = VideoRef(uri="/a.mp4")
+    ref, policy = VideoRef(uri="/a.mp4"), PolicyConfig()
     mono, stereo = _info(1), _info(2)
-    assert applies(DiarizeConfig(), mono, 1, ref)
-    assert not applies(DiarizeConfig(), stereo, 2, ref)  # the channels are the speakers
-    assert applies(DiarizeConfig(), stereo, 1, ref)  # captioned: one downmixed track
-    assert applies(DiarizeConfig(mode="all"), stereo, 2, ref)
-    assert not applies(DiarizeConfig(mode="off"), mono, 1, ref)
-    assert not applies(DiarizeConfig(), _info(0), 1, ref)  # no audio
-    assert not applies(DiarizeConfig(), mono, 1, VideoRef(uri="/a.mp4", live=True))
+    assert applies(DiarizeConfig(), policy, mono, 1, ref)
+    assert not applies(DiarizeConfig(), policy, stereo, 2, ref)  # channels are the speakers
+    assert applies(DiarizeConfig(), policy, stereo, 1, ref)  # captioned: one downmixed track
+    assert applies(DiarizeConfig(mode="all"), policy, stereo, 2, ref)
+    assert not applies(DiarizeConfig(mode="off"), policy, mono, 1, ref)
+    assert not applies(DiarizeConfig(), policy, _info(0), 1, ref)  # no audio
+    live = VideoRef(uri="/a.mp4", live=True)
+    assert not applies(DiarizeConfig(), policy, mono, 1, live)
+
+
+def test_no_diarization_where_voice_analysis_is_ruled_out():
+    """Diarization embeds voices: a source without consent (when consent is required for
+    voice), or whose hint leaves voice out, is not diarized."""
+    consent = PolicyConfig(consent_key="consent")
+    yes = VideoRef(uri="/a.mp4", metadata={"consent": "true"})
+    no = VideoRef(uri="/a.mp4", metadata={"consent": "false"})
+    text_only = VideoRef(uri="/a.mp4", metadata={"modalities": "text"})
+    assert applies(DiarizeConfig(), consent, _info(1), 1, yes)
+    assert not applies(DiarizeConfig(), consent, _info(1), 1, no)
+    assert not applies(DiarizeConfig(), PolicyConfig(), _info(1), 1, text_only)
+    assert applies(DiarizeConfig(), PolicyConfig(), _info(1), 1, no)  # no consent required
 
 
 def test_the_config_names_a_bad_value():

@@ -141,7 +141,7 @@ def speaker_roles(value: Any) -> str | None:
     if isinstance(value, dict):
         if not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
             raise EventError(ERR_WRONG_TYPE, f"speaker_roles must map strings: {_show(value)}")
-        value = ",".join(f"{k}={v}" for k, v in value.items())
+        value = format_speaker_roles(tuple(value.items()))
     if not isinstance(value, str) or not value.strip():
         raise EventError(
             ERR_WRONG_TYPE, f"speaker_roles must be a non-empty string or object: {_show(value)}"

@@ -17,7 +17,7 @@ One Kafka message = one UTF-8 JSON object = one recording to analyse. Schema ver
                                                 #   "true"/"false"), copied to every row
       "caption_uri": "/data/calls/c-123.vtt",   # optional sidecar WebVTT / SRT
       "speakers": 2,                            # optional: people speaking, when known
-                                                #   (diarization finds exactly that many)
+                                                #   (diarization then finds that many)
       "speaker_roles": "first=agent,*=customer",  # optional: roles of diarized speakers
                                                 #   (or {"first": "agent", "*": "customer"})
       "event_time": 1767225600.0                # optional: epoch seconds or ISO-8601 string;
