@@ -13,7 +13,7 @@ stamp="$VENV/.sentistream-deps"
 want=$("$PY" deploy/deps_hash.py)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   "$VENV/bin/python" -m pip install -q --upgrade pip
-  "$VENV/bin/python" -m pip install -e ".[demo,dashboard,dev]"
+  "$VENV/bin/python" -m pip install -e ".[demo,dashboard,dev,dask]"
   "$VENV/bin/python" -m pip check
   echo "$want" > "$stamp"
 else

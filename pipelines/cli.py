@@ -184,7 +184,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, beam_args = parser.parse_known_args(argv)
     logs.configure_logging(args.log_level, quiet=_QUIET.get(args.command, ()))
-    unknown_flags = [a for a in beam_args if not a.startswith("--")]
+    # Beam's options pass through; a value may follow its flag ("--runner DaskRunner")
+    unknown_flags = [
+        a
+        for i, a in enumerate(beam_args)
+        if not a.startswith("--")
+        and not (i and beam_args[i - 1].startswith("--") and "=" not in beam_args[i - 1])
+    ]
     if unknown_flags:
         parser.error(f"unexpected arguments: {unknown_flags}")
     try:

@@ -13,6 +13,8 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
 LOCAL_RUNNERS = ("FnApiRunner", "DirectRunner")
+#: Short runner names Beam does not resolve itself, and the class each one means.
+RUNNER_ALIASES = {"DaskRunner": "sentistream.pipelines.dask_runner.DaskRunner"}
 
 
 def runner_of(beam_args: Sequence[str]) -> str | None:
@@ -26,6 +28,19 @@ def runner_of(beam_args: Sequence[str]) -> str | None:
     return None
 
 
+def _aliased(args: list[str]) -> list[str]:
+    """``args`` with a short ``--runner`` name of ``RUNNER_ALIASES`` spelled out (Beam
+    knows ``DaskRunner`` only by its module path, and ours mends it: dask_runner.py)."""
+    out = []
+    for i, arg in enumerate(args):
+        if arg.startswith("--runner=") and arg.split("=", 1)[1] in RUNNER_ALIASES:
+            arg = f"--runner={RUNNER_ALIASES[arg.split('=', 1)[1]]}"
+        elif i and args[i - 1] == "--runner" and arg in RUNNER_ALIASES:
+            arg = RUNNER_ALIASES[arg]
+        out.append(arg)
+    return out
+
+
 def beam_options(
     beam_args: Sequence[str], *, workers: int = 1, streaming: bool = False
 ) -> PipelineOptions:
@@ -35,7 +50,7 @@ def beam_options(
     batch only: in local streaming more workers stall, docs/streaming.md). ``streaming``
     adds ``--streaming``.
     """
-    args = list(beam_args)
+    args = _aliased(list(beam_args))
     runner = runner_of(args)
     if runner is None:
         runner = "FnApiRunner"

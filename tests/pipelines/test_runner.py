@@ -132,3 +132,10 @@ def test_inputs_are_redistributed_before_scoring():
     before_score = [n for n in names if not n.startswith(("Score", "Write", "Dead", "Calls"))]
     # A Reshuffle transform proper (Create's empty "MaybeReshuffle" wrapper does not count).
     assert any("Reshuffle" in n.split("/") for n in before_score), sorted(before_score)
+
+
+def test_the_short_dask_runner_name_means_the_mended_runner():
+    for args in (["--runner", "DaskRunner"], ["--runner=DaskRunner"]):
+        opts = beam_options([*args, "--dask_client_address", "tcp://127.0.0.1:1"])
+        assert opts.get_all_options()["runner"] == "sentistream.pipelines.dask_runner.DaskRunner"
+    assert beam_options(["--runner=FnApiRunner"]).get_all_options()["runner"] == "FnApiRunner"

@@ -1,0 +1,88 @@
+"""The batch job on a real dask.distributed cluster: a scheduler and two single-thread
+worker processes on loopback (``dask scheduler`` / ``dask worker``), started and stopped
+by pid. It writes the same rows as FnApiRunner on the same inputs."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.dataset as ds
+import pytest
+
+from sentistream.pipelines import batch
+from sentistream.pipelines.broker import free_port
+
+pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+DASK = Path(sys.executable).parent / "dask"
+VARIES = {"processed_at", "date"}
+
+
+@pytest.fixture(scope="module")
+def scheduler(tmp_path_factory):
+    """The scheduler's address, with two worker processes registered."""
+    pytest.importorskip("distributed")
+    from distributed import Client
+
+    logs = tmp_path_factory.mktemp("dask")
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    procs = [
+        subprocess.Popen(
+            [str(DASK), "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+            stdout=open(logs / "scheduler.log", "wb"),  # noqa: SIM115 - closed with the process
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    ]
+    time.sleep(2)
+    procs.append(
+        subprocess.Popen(
+            [str(DASK), "worker", address, "--nworkers", "2", "--nthreads", "1", "--no-dashboard"],
+            stdout=open(logs / "workers.log", "wb"),  # noqa: SIM115
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    )
+    try:
+        with Client(address, timeout=60) as client:
+            client.wait_for_workers(2, timeout=120)
+            pids = client.run(os.getpid)
+        assert len(set(pids.values())) == 2 and os.getpid() not in pids.values()
+        yield address
+    finally:
+        for proc in reversed(procs):  # by pid: the whole process group of each
+            os.killpg(proc.pid, signal.SIGTERM)
+        for proc in procs:
+            proc.wait(timeout=30)
+
+
+def _rows(root: Path, kind: str, key: str) -> dict[str, dict]:
+    table = ds.dataset(root / kind, format="parquet", partitioning="hive").to_table()
+    return {r[key]: {k: v for k, v in r.items() if k not in VARIES} for r in table.to_pylist()}
+
+
+def test_the_batch_job_on_dask_writes_what_fnapirunner_writes(
+    scheduler, mono_conversation, stereo_call, tmp_path
+):
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"not a video" * 100)
+    inputs = [str(mono_conversation[0]), str(stereo_call[0]), str(bad)]
+    common = ["--no-asr", "--threads", "1", "--no-progress"]
+    for path in inputs:
+        common += ["--input", path]
+    local, dask = tmp_path / "local", tmp_path / "dask"
+    batch.run([*common, "--output", str(local)])
+    batch.run([*common, "--output", str(dask), "--runner", "DaskRunner",
+               "--dask_client_address", scheduler])  # fmt: skip
+    for kind, key in (("scores", "segment_id"), ("calls", "summary_id")):
+        want, got = _rows(local, kind, key), _rows(dask, kind, key)
+        assert want and got.keys() == want.keys()
+        assert got == want, kind
+    # the broken input is a dead letter
+    dead = ds.dataset(dask / "dead_letters", format="parquet").to_table().to_pylist()
+    assert [r["stage"] for r in dead if r["source_uri"].endswith("bad.mp4")] == ["decode"]
