@@ -1,7 +1,7 @@
 """Beam's DaskRunner, mended so the batch job runs on a dask.distributed cluster.
 
-``apache_beam.runners.dask.dask_runner.DaskRunner`` (Beam 2.77) loses data in three
-ways, each of which this subclass fixes without touching Beam:
+``apache_beam.runners.dask.dask_runner.DaskRunner`` (Beam 2.77) loses or changes data in
+four ways, each of which this subclass fixes without touching Beam:
 
 1. **Outputs of ``finish_bundle`` are dropped**: a bundle's outputs are collected before
    ``finish_bundle`` runs, so whatever a DoFn emits there is lost. RunInference's
@@ -12,7 +12,11 @@ ways, each of which this subclass fixes without touching Beam:
    its outputs. That was the ``KeyError: 'stage'`` in WriteToParquet. Here each output
    is kept with its tag, and a consumer reads only its own tag's.
 3. **Only the last transform is computed**: with several sinks, only the last one's
-   graph ran. Here every leaf of the pipeline is computed.
+   graph ran. Here every leaf of the pipeline is computed, in one computation.
+4. **A side input runs its upstream again**: a task reads a side input by computing its
+   bag, so WriteToParquet's finalising step scored every recording a second time (and
+   the voice step's per-channel statistics saw a recording twice). Here side inputs are
+   persisted once and read from there.
 
 Metrics are not collected by the Dask runner: ``metrics()`` answers with no counters.
 Use it as ``--runner DaskRunner --dask_client_address tcp://HOST:8786`` (``runner.py``
@@ -99,7 +103,9 @@ class _Visitor(upstream.PipelineVisitor):
     routing and every leaf kept)."""
 
     bag_kwargs: dict
+    client: Any = None
     bags: dict = dataclasses.field(default_factory=collections.OrderedDict)
+    persisted: list = dataclasses.field(default_factory=list)  # held until the run ends
     tagged: set = dataclasses.field(default_factory=set)  # producers of (tag, value) bags
     consumed: set = dataclasses.field(default_factory=set)
 
@@ -131,7 +137,7 @@ class _Visitor(upstream.PipelineVisitor):
                     type(si),
                     si._view_options(),  # noqa: SLF001 - as upstream
                     te.DaskBagWindowedIterator(
-                        self._input(si.pvalue),
+                        self._side_input(si.pvalue),
                         si._window_mapping_fn,  # noqa: SLF001
                     ),
                 )
@@ -141,12 +147,25 @@ class _Visitor(upstream.PipelineVisitor):
         if isinstance(op, _ParDo):
             self.tagged.add(node)
 
+    def _side_input(self, value: Any) -> Any:
+        """A side input's bag, persisted: a task reads it by computing it, which would
+        otherwise run its whole upstream again (the scoring chain, for WriteToParquet's
+        finalising step), with stateful steps such as the voice channel statistics seeing
+        a recording twice."""
+        bag = self._input(value)
+        if self.client is not None:
+            bag = self.client.persist(bag, optimize_graph=False)  # keys shared with leaves
+            self.persisted.append(bag)
+        return bag
+
     def leaves(self) -> list:
         return [bag for node, bag in self.bags.items() if node not in self.consumed]
 
 
 @dataclasses.dataclass
 class _Result(upstream.DaskRunnerResult):
+    keep: list = dataclasses.field(default_factory=list)  # persisted side inputs
+
     def metrics(self) -> Any:
         return _NoMetrics()
 
@@ -168,8 +187,9 @@ class DaskRunner(upstream.DaskRunner):
         bag_kwargs = upstream.DaskOptions._extract_bag_kwargs(dask_options)  # noqa: SLF001
         client = ddist.Client(**dask_options)
         pipeline.replace_all(dask_overrides())
-        visitor = _Visitor(bag_kwargs)
+        visitor = _Visitor(bag_kwargs, client)
         pipeline.visit(visitor)
         # One computation of all the leaves: the tasks they share (the whole scoring
         # chain before the sinks) run once, not once per sink.
-        return _Result(client, client.compute(visitor.leaves()))
+        leaves = client.compute(visitor.leaves(), optimize_graph=False)
+        return _Result(client, leaves, visitor.persisted)
