@@ -20,7 +20,6 @@ not depend on which batch it is in.
 from __future__ import annotations
 
 import math
-import threading
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
@@ -33,6 +32,7 @@ if TYPE_CHECKING:
     import faster_whisper
 
 from sentistream.models.audio import SAMPLE_RATE
+from sentistream.models.cache import shared_model
 
 N_FFT = 400
 HOP_LENGTH = 160
@@ -41,9 +41,6 @@ MAX_FRAMES = 3_000  # CTranslate2 accepts at most 30 s (3000 mel frames) per enc
 MAX_SAMPLES = MAX_FRAMES * HOP_LENGTH
 SAMPLES_PER_STATE = 2 * HOP_LENGTH  # the encoder's convolutions halve the frame rate
 FRONTEND_VERSION = "torchaudio-whisper-logmel-v1"
-
-_CACHE: dict[tuple[str, str, str, int], faster_whisper.WhisperModel] = {}
-_CACHE_LOCK = threading.Lock()
 
 
 def default_model_dir() -> str:
@@ -69,24 +66,23 @@ def load_whisper_asr(
         compute_type: CTranslate2 compute type (``int8``, ``int8_float16``, ``float16``...).
         threads: CPU intra-op threads; 0 = CTranslate2's default (``OMP_NUM_THREADS`` or 4).
 
-    The cache is keyed by all four arguments and safe to call from several threads.
+    The cache (``models/cache.py``) is keyed by all four arguments and safe to call
+    from several threads.
     """
     if device not in ("cpu", "cuda"):
         raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
     if threads < 0:
         raise ValueError(f"threads must be >= 0, got {threads!r}")
     path = model_dir if model_dir is not None else default_model_dir()
-    key = (str(path), device, compute_type, int(threads))
-    with _CACHE_LOCK:
-        model = _CACHE.get(key)
-        if model is None:
-            from faster_whisper import WhisperModel
 
-            model = WhisperModel(
-                str(path), device=device, compute_type=compute_type, cpu_threads=int(threads)
-            )
-            _CACHE[key] = model
-    return model
+    def load() -> faster_whisper.WhisperModel:
+        from faster_whisper import WhisperModel
+
+        return WhisperModel(
+            str(path), device=device, compute_type=compute_type, cpu_threads=int(threads)
+        )
+
+    return shared_model(("whisper", str(path), device, compute_type, int(threads)), load)
 
 
 def load_whisper(
@@ -94,12 +90,6 @@ def load_whisper(
 ) -> ctranslate2.models.Whisper:
     """The cached CTranslate2 Whisper model, shared with :func:`load_whisper_asr`."""
     return load_whisper_asr(model_dir, device, compute_type, threads).model
-
-
-def clear_whisper_cache() -> None:
-    """Drop every cached model (tests; freeing memory)."""
-    with _CACHE_LOCK:
-        _CACHE.clear()
 
 
 def _resample_rate(sr: int, max_factor: int = 1000) -> int:

@@ -1,7 +1,7 @@
 """Beam's DaskRunner, mended so the batch job runs on a dask.distributed cluster.
 
 ``apache_beam.runners.dask.dask_runner.DaskRunner`` (Beam 2.77) loses or changes data in
-four ways, each of which this subclass fixes without touching Beam:
+four ways and spreads a backfill badly; this subclass fixes each without touching Beam:
 
 1. **Outputs of ``finish_bundle`` are dropped**: a bundle's outputs are collected before
    ``finish_bundle`` runs, so whatever a DoFn emits there is lost. RunInference's
@@ -17,6 +17,12 @@ four ways, each of which this subclass fixes without touching Beam:
    bag, so WriteToParquet's finalising step scored every recording a second time (and
    the voice step's per-channel statistics saw a recording twice). Here side inputs are
    persisted once and read from there.
+
+5. **Up to 128 inputs share one partition**: Beam's default partition size is 128
+   elements of the input list, so a backfill of fewer than 129 recordings ran as one
+   partition, on one worker, however many the cluster had. A recording is minutes of
+   work, so here each input is its own partition unless ``--dask_partition_size`` or
+   ``--dask_npartitions`` says otherwise.
 
 Metrics are not collected by the Dask runner: ``metrics()`` answers with no counters.
 Use it as ``--runner DaskRunner --dask_client_address tcp://HOST:8786`` (``runner.py``
@@ -166,6 +172,16 @@ class _Visitor(upstream.PipelineVisitor):
 class _Result(upstream.DaskRunnerResult):
     keep: list = dataclasses.field(default_factory=list)  # persisted side inputs
 
+    def wait_until_finish(self, duration: Any = None) -> str:
+        """Beam's wait, then the client closed (upstream leaves it open, and it then
+        keeps trying to reach a scheduler that has gone away)."""
+        try:
+            return super().wait_until_finish(duration)
+        finally:
+            if self.state != upstream.PipelineState.RUNNING:
+                self.keep.clear()
+                self.client.close()
+
     def metrics(self) -> Any:
         return _NoMetrics()
 
@@ -176,7 +192,7 @@ class _NoMetrics:
 
 
 class DaskRunner(upstream.DaskRunner):
-    """Beam's DaskRunner with the three mends of the module docstring."""
+    """Beam's DaskRunner with the five mends of the module docstring."""
 
     def run_pipeline(self, pipeline: Any, options: Any) -> _Result:
         import dask.distributed as ddist
@@ -185,6 +201,8 @@ class DaskRunner(upstream.DaskRunner):
             drop_default=True, current_only=True
         )
         bag_kwargs = upstream.DaskOptions._extract_bag_kwargs(dask_options)  # noqa: SLF001
+        if not bag_kwargs:  # one recording per partition (Beam's default is 128 inputs)
+            bag_kwargs = {"partition_size": 1}
         client = ddist.Client(**dask_options)
         pipeline.replace_all(dask_overrides())
         visitor = _Visitor(bag_kwargs, client)

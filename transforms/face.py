@@ -11,6 +11,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from sentistream.models.cache import shared_model
 from sentistream.models.face.tracks import (
     ATTR_ALL,
     ATTR_LARGEST,
@@ -77,7 +78,10 @@ class FaceHandler(SegmentModelHandler[Any, FaceInput]):
     def load(self) -> Any:
         from sentistream.models.face.model import FaceExpressionModel
 
-        return FaceExpressionModel.load(self._config.bundle, device=self._config.runtime.device)
+        bundle, device = self._config.bundle, self._config.runtime.device
+        return shared_model(
+            ("face", bundle, device), lambda: FaceExpressionModel.load(bundle, device=device)
+        )
 
     def prepare(self, record: SegmentRecord) -> FaceInput | ModalityResult:
         return face_input(record)

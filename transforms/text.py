@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from sentistream.models.cache import shared_model
 from sentistream.transforms.config import TextConfig
 from sentistream.transforms.inference import SegmentModelHandler, from_prediction
 from sentistream.transforms.records import (
@@ -41,7 +42,10 @@ class TextHandler(SegmentModelHandler[Any, str]):
     def load(self) -> Any:  # TextSentimentModel, imported lazily
         from sentistream.models.text.model import TextSentimentModel
 
-        return TextSentimentModel.load(self._config.bundle, device=self._config.runtime.device)
+        bundle, device = self._config.bundle, self._config.runtime.device
+        return shared_model(
+            ("text", bundle, device), lambda: TextSentimentModel.load(bundle, device=device)
+        )
 
     def prepare(self, record: SegmentRecord) -> str | ModalityResult:
         return text_input(record)

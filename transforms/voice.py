@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from sentistream.models.audio import SAMPLE_RATE
+from sentistream.models.cache import shared_model
 from sentistream.transforms.config import VoiceConfig
 from sentistream.transforms.inference import SegmentModelHandler, from_prediction
 from sentistream.transforms.records import (
@@ -94,13 +95,19 @@ class VoiceHandler(SegmentModelHandler[Any, tuple[ChannelKey, np.ndarray]]):
     def load(self) -> Any:  # VoiceEmotionModel, or ChannelMemory around a v2 model
         from sentistream.models.voice.model import VoiceEmotionModel
 
-        model = VoiceEmotionModel.load(
-            self._config.bundle,
-            device=self._config.runtime.device,
-            whisper_model_dir=self._config.whisper_model_dir,
-            compute_type=self._config.compute_type,
-            threads=self._config.whisper_threads,  # same key as ASR's: one shared model
+        cfg = self._config
+        key = (cfg.bundle, cfg.runtime.device, cfg.whisper_model_dir, cfg.compute_type)
+        model = shared_model(
+            ("voice", *key, cfg.whisper_threads),
+            lambda: VoiceEmotionModel.load(
+                cfg.bundle,
+                device=cfg.runtime.device,
+                whisper_model_dir=cfg.whisper_model_dir,
+                compute_type=cfg.compute_type,
+                threads=cfg.whisper_threads,  # same key as ASR's: one shared Whisper
+            ),
         )
+        # The per-channel statistics are the step's own state, not the model's.
         if self._config.channel_normalise and hasattr(model, "predict_channel"):
             return ChannelMemory(model)
         return model

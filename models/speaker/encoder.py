@@ -31,6 +31,7 @@ from sentistream.models.bundle import (
     load_bundle_meta,
     load_weights_strict,
 )
+from sentistream.models.cache import shared_model
 
 N_MELS = 40
 N_FFT = 400  # 25 ms at 16 kHz
@@ -130,18 +131,11 @@ class SpeakerEncoder(Bundled):
         return out
 
 
-_CACHE: dict[tuple[str, str], SpeakerEncoder] = {}
-_CACHE_LOCK = threading.Lock()
-
-
 def load_speaker_encoder(
     name_or_path: str = DEFAULT_BUNDLES["speaker"], device: str = "cpu"
 ) -> SpeakerEncoder:
     """The process's one ``SpeakerEncoder`` of a bundle and device (loaded on first use,
     then shared by every step and thread of the worker)."""
-    key = (name_or_path, device)
-    with _CACHE_LOCK:
-        encoder = _CACHE.get(key)
-        if encoder is None:
-            encoder = _CACHE[key] = SpeakerEncoder.load(name_or_path, device)
-        return encoder
+    return shared_model(
+        ("speaker", name_or_path, device), lambda: SpeakerEncoder.load(name_or_path, device)
+    )

@@ -100,3 +100,22 @@ def test_the_batch_job_on_dask_writes_what_fnapirunner_writes(
     # the broken input is a dead letter
     dead = ds.dataset(dask / "dead_letters", format="parquet").to_table().to_pylist()
     assert [r["stage"] for r in dead if r["source_uri"].endswith("bad.mp4")] == ["decode"]
+    _models_loaded_once_per_worker(scheduler)
+
+
+def _models_loaded_once_per_worker(address: str) -> None:
+    """Each worker process loaded each model it used exactly once (a Dask partition is a
+    Beam bundle that sets its DoFns up anew, and Beam's own sharing keeps only the last
+    model acquired alive), and both workers scored recordings."""
+    from distributed import Client
+
+    from sentistream.models.cache import model_loads
+
+    with Client(address, timeout=60) as client:
+        per_worker = client.run(model_loads)
+    used = {key.split("/")[0] for loads in per_worker.values() for key in loads}
+    assert {"face", "voice", "whisper", "text", "speaker"} <= used, per_worker
+    for worker, loads in per_worker.items():
+        assert all(n["loads"] == 1 for n in loads.values()), (worker, loads)
+        # one recording per partition: both workers scored some
+        assert any(key.startswith("face/") for key in loads), per_worker
