@@ -45,15 +45,23 @@ def default_whisper_threads() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
+def default_detect_threads() -> int:
+    return max(1, min(2, os.cpu_count() or 1))
+
+
 def command_line_defaults() -> PipelineConfig:
     """The defaults of the processing options: the library's own (``PipelineConfig()``),
     except the model run-times, sized for a CPU worker process: one torch thread (the
     models are small; more processes use more cores), batches of 8 (face, voice) and 32
-    (text), and the shared Whisper encoder on up to 4 CTranslate2 threads."""
+    (text), the shared Whisper encoder on up to 4 CTranslate2 threads, and face
+    detection on up to 2 threads."""
     one = ModelRuntime(threads=1)
     whisper = default_whisper_threads()
     return PipelineConfig(
-        face=FaceConfig(runtime=dataclasses.replace(one, max_batch_size=8)),
+        face=FaceConfig(
+            runtime=dataclasses.replace(one, max_batch_size=8),
+            detect_threads=default_detect_threads(),
+        ),
         voice=VoiceConfig(
             runtime=dataclasses.replace(one, max_batch_size=8), whisper_threads=whisper
         ),
@@ -182,6 +190,12 @@ MODEL_FLAGS: tuple[Flag, ...] = (
         "CTranslate2 threads of the Whisper encoder shared by speech recognition and "
         "the voice branch (default: the CPU count, at most 4)",
         also=("asr.runtime.threads",),
+    ),
+    Flag(
+        "--face-detect-threads",
+        "face.detect_threads",
+        "frames whose faces are detected at once (default: the CPU count, at most 2; "
+        "1 where worker processes already fill the cores)",
     ),
     Flag("--face-batch-size", "face.runtime.max_batch_size", "segments per face-model batch"),
     Flag("--voice-batch-size", "voice.runtime.max_batch_size", "segments per voice-model batch"),

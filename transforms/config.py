@@ -140,8 +140,13 @@ class FaceConfig:
     # "largest", or the mean of "all" scored faces (transforms/face.py).
     aggregate: str = "speaker"
     max_faces: int = 2  # face tracks scored per segment, the largest first; 0: all
+    # Frames detected at once (libfacedetection uses one core per call; the command line
+    # uses up to 2, as it gives the Whisper encoder several).
+    detect_threads: int = 1
 
     def __post_init__(self) -> None:
+        if self.detect_threads < 1:
+            raise ValueError(f"detect_threads must be >= 1, got {self.detect_threads!r}")
         if self.aggregate not in FACE_AGGREGATES:
             raise ValueError(f"aggregate must be one of {FACE_AGGREGATES}, got {self.aggregate!r}")
         if self.max_faces < 0:

@@ -103,19 +103,20 @@ class FaceHandler(SegmentModelHandler[Any, FaceInput]):
     def _tracked(self, item: FaceInput) -> tuple[dict[str, list], int]:
         """face_id -> [(t, box, mouth patch, frame)] of the segment, and the most faces
         seen in one frame."""
-        from sentistream.models.face.detect import detect_faces
+        from sentistream.models.face.detect import detect_faces_many
 
         cfg = self._config
         tracker = self._tracker(item.video_id)
         tracks: dict[str, list] = {}
         most = 0
-        for frame in item.frames:
-            boxes = detect_faces(
-                frame.rgb,
-                max_side=cfg.detect_max_side,
-                min_confidence=cfg.min_detect_confidence,
-                min_face_px=cfg.min_face_px,
-            )
+        found = detect_faces_many(
+            [frame.rgb for frame in item.frames],
+            threads=cfg.detect_threads,
+            max_side=cfg.detect_max_side,
+            min_confidence=cfg.min_detect_confidence,
+            min_face_px=cfg.min_face_px,
+        )
+        for frame, boxes in zip(item.frames, found, strict=True):
             most = max(most, len(boxes))
             for fid, box in zip(tracker.assign(boxes), boxes, strict=True):
                 tracks.setdefault(fid, []).append(

@@ -7,6 +7,9 @@ from __future__ import annotations
 import ctypes
 import functools
 import os
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,6 +77,41 @@ def detect_faces(
         if box.confidence >= min_confidence and min(box.w, box.h) >= min_face_px:
             boxes.append(box)
     return sorted(boxes, key=lambda b: -b.confidence)
+
+
+def detect_faces_many(
+    frames: Sequence[np.ndarray], *, threads: int = 1, **options: Any
+) -> list[list[FaceBox]]:
+    """:func:`detect_faces` of each frame, in order, on up to ``threads`` threads.
+
+    libfacedetection runs on one core and ctypes releases the GIL while it runs, so two
+    threads detect about 1.5x as fast on two cores. Its weights are static and set up on
+    the first call, which therefore runs alone; later calls share them read-only.
+    """
+    if threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
+    if threads == 1 or len(frames) < 2:
+        return [detect_faces(f, **options) for f in frames]
+    _warm_up()
+    return list(_pool(threads).map(lambda f: detect_faces(f, **options), frames))
+
+
+_WARM = threading.Lock()
+_warmed = False
+
+
+def _warm_up() -> None:
+    global _warmed
+    with _WARM:
+        if not _warmed:
+            _facedetect_cnn(np.zeros((32, 32, 3), np.uint8))
+            _warmed = True
+
+
+@functools.cache
+def _pool(threads: int) -> ThreadPoolExecutor:
+    """The process's detection threads (one pool per size, kept for the process)."""
+    return ThreadPoolExecutor(threads, thread_name_prefix="facedetect")
 
 
 #: libfacedetection's result buffer (``DETECT_BUFFER_SIZE``): a count, then 16 shorts a face

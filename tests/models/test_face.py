@@ -285,3 +285,26 @@ def test_aggregate_weighs_frames_by_detection_confidence() -> None:
     assert agg is not None and agg.valence > 0.2  # the surely detected happy face leads
     even = aggregate_segment([(0.0, sure, _probs("happy")), (1.0, sure, _probs("sad"))])
     assert even is not None and abs(even.valence) < agg.valence
+
+
+def test_detection_on_two_threads_finds_what_one_thread_finds() -> None:
+    from sentistream.models.face.detect import detect_faces_many
+
+    frame = skdata.astronaut()
+    frames = [np.ascontiguousarray(np.roll(frame, 7 * i, axis=1)) for i in range(12)]
+    serial = detect_faces_many(frames, threads=1)
+    assert serial == [detect_faces(f) for f in frames] and all(serial)
+    assert detect_faces_many(frames, threads=2) == serial
+    with pytest.raises(ValueError, match="threads"):
+        detect_faces_many(frames, threads=0)
+
+
+def test_channels_last_gives_the_plain_layout_s_probabilities(model: FaceExpressionModel) -> None:
+    crops = crop_faces(skdata.astronaut(), detect_faces(skdata.astronaut()), size=64)
+    got = model.predict(crops)
+    plain = model.model.to(memory_format=torch.contiguous_format)
+    x = preprocess_crops(crops, input_size=model.input_size)
+    with torch.inference_mode():
+        want = plain(x).probs.numpy()
+    model.model.to(memory_format=torch.channels_last)
+    np.testing.assert_allclose(got, want, atol=1e-5)
