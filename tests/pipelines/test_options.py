@@ -31,7 +31,8 @@ def test_no_flags_give_the_command_line_defaults():
 def test_command_line_defaults_differ_from_the_library_only_in_model_runtimes():
     library = PipelineConfig()
     runtimes = ("face.runtime", "voice.runtime", "asr.runtime", "text.runtime")
-    changes = {path: field_value(library, path) for path in (*runtimes, "voice.whisper_threads")}
+    threads = ("voice.whisper_threads", "face.detect_threads")
+    changes = {path: field_value(library, path) for path in (*runtimes, *threads)}
     assert replace_fields(command_line_defaults(), changes) == library
 
 
