@@ -298,13 +298,3 @@ def test_detection_on_two_threads_finds_what_one_thread_finds() -> None:
     with pytest.raises(ValueError, match="threads"):
         detect_faces_many(frames, threads=0)
 
-
-def test_channels_last_gives_the_plain_layout_s_probabilities(model: FaceExpressionModel) -> None:
-    crops = crop_faces(skdata.astronaut(), detect_faces(skdata.astronaut()), size=64)
-    got = model.predict(crops)
-    plain = model.model.to(memory_format=torch.contiguous_format)
-    x = preprocess_crops(crops, input_size=model.input_size)
-    with torch.inference_mode():
-        want = plain(x).probs.numpy()
-    model.model.to(memory_format=torch.channels_last)
-    np.testing.assert_allclose(got, want, atol=1e-5)
