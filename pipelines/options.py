@@ -41,12 +41,13 @@ RUNTIMES = (RUNTIME_STREAMING, RUNTIME_LOOP)
 DEFAULT_RUNTIME = RUNTIME_STREAMING
 
 
+def cpu_threads(at_most: int) -> int:
+    """The CPU count, at most ``at_most`` (a default thread count)."""
+    return max(1, min(at_most, os.cpu_count() or 1))
+
+
 def default_whisper_threads() -> int:
-    return max(1, min(4, os.cpu_count() or 1))
-
-
-def default_detect_threads() -> int:
-    return max(1, min(2, os.cpu_count() or 1))
+    return cpu_threads(4)
 
 
 def command_line_defaults() -> PipelineConfig:
@@ -60,7 +61,7 @@ def command_line_defaults() -> PipelineConfig:
     return PipelineConfig(
         face=FaceConfig(
             runtime=dataclasses.replace(one, max_batch_size=8),
-            detect_threads=default_detect_threads(),
+            detect_threads=cpu_threads(2),
         ),
         voice=VoiceConfig(
             runtime=dataclasses.replace(one, max_batch_size=8), whisper_threads=whisper
