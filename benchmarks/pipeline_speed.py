@@ -13,7 +13,7 @@ Reports, for a 640x360 25 fps H.264+AAC clip with speech and captions:
     loaded): decode+segment (+ policy), the diarization's first pass (unless
     ``--diarize off``), face, transcript (captions or speech recognition),
     voice, text, fuse, calls (the call-level rows), as seconds and real-time factor
-    (video seconds per wall second),
+    (video seconds per wall second), and its CPU seconds (all threads) per video-hour,
   * the whole ``sentistream run`` command in a fresh process: wall time (with interpreter,
     Beam and model start-up), its real-time factor, the ratio to decode-only, peak RSS,
   * with ``--long-minutes``: the same command on a long clip, to show memory stays flat.
@@ -69,6 +69,15 @@ def timed(fn):  # noqa: ANN001, ANN201
     return out, time.perf_counter() - start
 
 
+def clocked(report: dict, key: str, fn):  # noqa: ANN001, ANN201
+    """``fn()``, its wall seconds as ``report[key + "_s"]`` and the process's CPU seconds
+    (all threads) as ``report[key + "_cpu_s"]``."""
+    cpu = time.process_time()
+    out, report[f"{key}_s"] = timed(fn)
+    report[f"{key}_cpu_s"] = time.process_time() - cpu
+    return out
+
+
 def run_stage(handler, model, records: list, batch: int) -> list:  # noqa: ANN001
     out = []
     for i in range(0, len(records), batch):
@@ -118,36 +127,44 @@ def stages(clip: Path, seconds: float, config: PipelineConfig, *, asr: bool) -> 
     path = plan(config)
     ref = VideoRef(uri=str(clip))
     report: dict = {"steps": list(path.steps)}
-    _, report["decode_only_s"] = timed(lambda: sum(1 for _ in iter_chunks(str(clip), path.decode)))
-    elements, report["decode_segment_s"] = timed(
+    clocked(report, "decode_only", lambda: sum(1 for _ in iter_chunks(str(clip), path.decode)))
+    elements = clocked(
+        report,
+        "decode_segment",
         lambda: [
             apply_policy(r, config.policy)
             for r in iter_segments(
                 ref, path.decode, config.segment, config.policy, carry=path.carried
             )
-        ]
+        ],
     )
     *records, end = elements
     report["segments"] = len(records)
     diarized = config.diarize.mode != "off"
     if diarized:  # the first pass over the audio (a mono clip: one track)
-        _, report["diarize_s"] = timed(
+        clocked(
+            report,
+            "diarize",
             lambda: diarize_recording(
                 ref, path.decode, config.segment, config.policy, config.diarize, 1
-            )
+            ),
         )
     for step in path.steps:
         handler, batch = _handler(step, path, config)
         model, report[f"{step}_load_s"] = timed(handler.load_model)
-        start = time.perf_counter()
-        records = run_stage(handler, model, records, batch)
-        report[f"{step}_s"] = time.perf_counter() - start
-    rows, report["fuse_s"] = timed(
-        lambda: [to_score_row(r, config, 0.0) for r in records if isinstance(r, SegmentRecord)]
+        records = clocked(
+            report, step, lambda h=handler, m=model, r=records, b=batch: run_stage(h, m, r, b)
+        )
+    rows = clocked(
+        report,
+        "fuse",
+        lambda: [to_score_row(r, config, 0.0) for r in records if isinstance(r, SegmentRecord)],
     )
     report["rows"] = len(rows)
-    calls, report["calls_s"] = timed(
-        lambda: summarize(rows, end, neutral_band=config.fusion.neutral_band, processed_at=0.0)
+    calls = clocked(
+        report,
+        "calls",
+        lambda: summarize(rows, end, neutral_band=config.fusion.neutral_band, processed_at=0.0),
     )
     report["call_rows"] = len(calls)
     report["present"] = {
@@ -160,6 +177,9 @@ def stages(clip: Path, seconds: float, config: PipelineConfig, *, asr: bool) -> 
     report["steady_over_decode"] = steady / report["decode_only_s"]
     for k in ["decode_only", *names]:
         report[f"{k}_rtf"] = seconds / max(report[f"{k}_s"], 1e-9)
+    report["cpu_s_per_video_hour"] = {
+        k: report[f"{k}_cpu_s"] * 3600 / seconds for k in ["decode_only", *names]
+    }
     return report
 
 

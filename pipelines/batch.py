@@ -32,7 +32,13 @@ from sentistream.pipelines.logs import configure_logging, default_level
 from sentistream.pipelines.options import BATCH_FLAGS, add_model_arguments, config_from_args
 from sentistream.pipelines.progress import ProgressDisplay
 from sentistream.pipelines.resume import scored_video_ids
-from sentistream.pipelines.runner import LOCAL_RUNNERS, beam_options, counters_of, runner_of
+from sentistream.pipelines.runner import (
+    LOCAL_RUNNERS,
+    beam_options,
+    cores_per_worker,
+    counters_of,
+    runner_of,
+)
 from sentistream.transforms.config import PipelineConfig
 from sentistream.transforms.io.parquet_stream import KINDS
 from sentistream.transforms.io.progress import ProgressLog
@@ -191,9 +197,9 @@ def run(
     """The job from its command line (Beam's ``run(argv)`` idiom): options this job does
     not know are Beam's. ``test_pipeline``: run on it instead (its own options apply)."""
     args, beam_args = parser_with(__doc__, add_arguments).parse_known_args(argv)
-    return run_job(
-        settings_from_args(args), config_from_args(args), beam_args, pipeline=test_pipeline
-    )
+    job = settings_from_args(args)
+    config = config_from_args(args, cores=cores_per_worker(beam_args, job.workers))
+    return run_job(job, config, beam_args, pipeline=test_pipeline)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

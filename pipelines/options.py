@@ -23,6 +23,7 @@ from sentistream.transforms.config import (
     DIARIZE_MODES,
     FACE_AGGREGATES,
     AsrConfig,
+    DecodeConfig,
     FaceConfig,
     ModelRuntime,
     PipelineConfig,
@@ -41,27 +42,32 @@ RUNTIMES = (RUNTIME_STREAMING, RUNTIME_LOOP)
 DEFAULT_RUNTIME = RUNTIME_STREAMING
 
 
-def cpu_threads(at_most: int) -> int:
-    """The CPU count, at most ``at_most`` (a default thread count)."""
-    return max(1, min(at_most, os.cpu_count() or 1))
+def cpu_threads(at_most: int, cores: int | None = None) -> int:
+    """A default thread count: the cores one worker process may use (``cores``; default
+    the CPU count), at most ``at_most``."""
+    return max(1, min(at_most, cores or os.cpu_count() or 1))
 
 
-def default_whisper_threads() -> int:
-    return cpu_threads(4)
+# Flags whose default follows the cores of a worker process ("auto"), resolved by
+# ``config_from_args``: on 2 cores, 2 worker processes with 2 threads each ran captions
+# 15x real time, with 1 thread each 24x (benchmarks/scaling.py, docs/scaling.md).
+AUTO_THREAD_FLAGS = ("--whisper-threads", "--face-detect-threads", "--decode-threads")
 
 
-def command_line_defaults() -> PipelineConfig:
+def command_line_defaults(cores: int | None = None) -> PipelineConfig:
     """The defaults of the processing options: the library's own (``PipelineConfig()``),
-    except the model run-times, sized for a CPU worker process: one torch thread (the
-    models are small; more processes use more cores), batches of 8 (face, voice) and 32
-    (text), the shared Whisper encoder on up to 4 CTranslate2 threads, and face
-    detection on up to 2 threads."""
+    except the run-times, sized for a CPU worker process with ``cores`` cores (default:
+    the CPU count): one torch thread (the models are small; more processes use more
+    cores), batches of 8 (face, voice) and 32 (text), the shared Whisper encoder on up to
+    4 CTranslate2 threads, face detection on up to 2 threads, the video decoder on up
+    to 4."""
     one = ModelRuntime(threads=1)
-    whisper = default_whisper_threads()
+    whisper = cpu_threads(4, cores)
     return PipelineConfig(
+        decode=DecodeConfig(threads=cpu_threads(4, cores)),
         face=FaceConfig(
             runtime=dataclasses.replace(one, max_batch_size=8),
-            detect_threads=cpu_threads(2),
+            detect_threads=cpu_threads(2, cores),
         ),
         voice=VoiceConfig(
             runtime=dataclasses.replace(one, max_batch_size=8), whisper_threads=whisper
@@ -189,14 +195,20 @@ MODEL_FLAGS: tuple[Flag, ...] = (
         "--whisper-threads",
         "voice.whisper_threads",
         "CTranslate2 threads of the Whisper encoder shared by speech recognition and "
-        "the voice branch (default: the CPU count, at most 4)",
+        "the voice branch (default: the worker process's cores, at most 4)",
         also=("asr.runtime.threads",),
     ),
     Flag(
         "--face-detect-threads",
         "face.detect_threads",
-        "frames whose faces are detected at once (default: the CPU count, at most 2; "
-        "1 where worker processes already fill the cores)",
+        "frames whose faces are detected at once (default: the worker process's cores, at most 2)",
+    ),
+    Flag(
+        "--decode-threads",
+        "decode.threads",
+        "video decoder threads (default: the worker process's cores, at most 4). A worker "
+        "process's cores: the CPU count divided by --workers; 1 on a distributed runner, "
+        "whose worker processes are one per core",
     ),
     Flag("--face-batch-size", "face.runtime.max_batch_size", "segments per face-model batch"),
     Flag("--voice-batch-size", "voice.runtime.max_batch_size", "segments per voice-model batch"),
@@ -298,14 +310,23 @@ MODEL_FLAGS: tuple[Flag, ...] = (
 
 
 def add_model_arguments(parser: Any) -> None:
-    """Add the processing options to an argparse parser (or argument group)."""
+    """Add the processing options to an argparse parser (or argument group); the
+    ``AUTO_THREAD_FLAGS`` default to None: resolved by ``config_from_args``."""
     add_flags(parser, MODEL_FLAGS, command_line_defaults())
+    auto = [f.dest for f in MODEL_FLAGS if f.name in AUTO_THREAD_FLAGS]
+    parser.set_defaults(**dict.fromkeys(auto))
 
 
-def config_from_args(args: argparse.Namespace) -> PipelineConfig:
+def config_from_args(args: argparse.Namespace, *, cores: int | None = None) -> PipelineConfig:
     """The frozen config of parsed processing options (raises ``ValueError`` naming a bad
-    value, e.g. a malformed ``--policy``)."""
-    return from_args(args, MODEL_FLAGS, command_line_defaults())
+    value, e.g. a malformed ``--policy``). A thread flag not given follows ``cores``, the
+    cores of one worker process (default: the CPU count; ``batch.cores_per_worker``)."""
+    defaults = command_line_defaults(cores)
+    values = vars(args).copy()
+    for flag in MODEL_FLAGS:
+        if flag.name in AUTO_THREAD_FLAGS and values.get(flag.dest) is None:
+            values[flag.dest] = flag.default(defaults)
+    return from_args(argparse.Namespace(**values), MODEL_FLAGS, defaults)
 
 
 # ---------------------------------------------------- the jobs' own options

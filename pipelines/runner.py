@@ -7,6 +7,7 @@ the command line passes through to Beam untouched, with all of its flags.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 import apache_beam as beam
@@ -60,6 +61,17 @@ def beam_options(
     if streaming and "--streaming" not in args:
         args.append("--streaming")
     return PipelineOptions(args)
+
+
+def cores_per_worker(beam_args: Sequence[str], workers: int = 1) -> int:
+    """The cores one worker process may use, which the default thread counts follow
+    (``options.config_from_args``): the CPU count divided by ``workers`` on a local
+    runner; 1 on a distributed runner, whose worker processes are one per core (Dask
+    workers with ``--nthreads 1``, Dataflow's SDK process per vCPU)."""
+    runner = runner_of(_aliased(list(beam_args)))
+    if runner is None or runner in LOCAL_RUNNERS:
+        return max(1, (os.cpu_count() or 1) // max(1, workers))
+    return 1
 
 
 def counters_of(result: beam.runners.runner.PipelineResult) -> dict[str, int]:

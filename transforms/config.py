@@ -37,6 +37,8 @@ class DecodeConfig:
     max_side: sampled frames are resized so their longer side is at most this.
     chunk_s: the decoder streams through the file in chunks of this many seconds of
         media; memory is bounded by the chunk, not the file.
+    threads: the video decoder's threads (frame and slice threads); 0: FFmpeg's own
+        choice (the CPU count), too many where several worker processes share the cores.
 
     Limits that protect a shared worker (each refusal is a dead letter naming the limit):
     max_bytes: file size; max_duration_s: media duration (from the header, and enforced
@@ -57,10 +59,13 @@ class DecodeConfig:
     max_decode_s: float = 3600.0
     allowed_roots: tuple[str, ...] = ()
     allowed_schemes: tuple[str, ...] = ()  # (): DEFAULT_SCHEMES
+    threads: int = 0
 
     def __post_init__(self) -> None:
         if self.fps < 0:
             raise ValueError(f"fps must be >= 0, got {self.fps!r}")
+        if self.threads < 0:
+            raise ValueError(f"threads must be >= 0, got {self.threads!r}")
         for name in (
             "max_side",
             "chunk_s",

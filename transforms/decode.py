@@ -37,6 +37,7 @@ from sentistream.transforms.config import (
     SegmentConfig,
 )
 from sentistream.transforms.diarization import STAGE_DIARIZE, applies, diarize_recording
+from sentistream.transforms.inference import tune_allocator
 from sentistream.transforms.live import LiveCalls, is_live
 from sentistream.transforms.media.captions import Cue, find_sidecar, parse_captions
 from sentistream.transforms.media.decoding import (
@@ -199,6 +200,7 @@ class DecodeAndSegmentFn(beam.DoFn):
         self._failures = Metrics.counter("sentistream.decode", "dead_letters")
 
     def setup(self) -> None:
+        tune_allocator()  # on a Dask worker: frames are mapped anew otherwise
         cfgs = (self._decode_cfg, self._segment_cfg, self._policy_cfg, self._live_cfg)
         self._live = LiveCalls(*cfgs, self._carry)
 

@@ -80,7 +80,8 @@ class FaceHandler(SegmentModelHandler[Any, FaceInput]):
 
         bundle, device = self._config.bundle, self._config.runtime.device
         return shared_model(
-            ("face", bundle, device), lambda: FaceExpressionModel.load(bundle, device=device)
+            ("face", bundle, device),
+            lambda: FaceExpressionModel.load(bundle, device=device, channels_last=True),
         )
 
     def prepare(self, record: SegmentRecord) -> FaceInput | ModalityResult:

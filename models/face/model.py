@@ -146,21 +146,41 @@ def preprocess_crops(crops: np.ndarray, *, input_size: int = 64) -> torch.Tensor
 class FaceExpressionModel(Bundled):
     """A loaded face-expression bundle: ``predict`` grey crops -> class probabilities."""
 
-    def __init__(self, meta: BundleMeta, model: MiniXception, device: str = "cpu") -> None:
+    def __init__(
+        self,
+        meta: BundleMeta,
+        model: MiniXception,
+        device: str = "cpu",
+        *,
+        channels_last: bool = False,
+    ) -> None:
         self.meta = meta
         self.input_size: int = int(meta.params["input_size"])
         self.device = torch.device(device)
-        self.model = model.to(self.device).eval()
+        # channels-last: about 3.5x faster on CPU for these small convolutions (the same
+        # probabilities within 1e-5). For inference only: a backward pass through the
+        # channels-last module crashed (SIGSEGV) in the fine-tuning, so training keeps the
+        # plain layout.
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.model = model.to(self.device, memory_format=self.memory_format).eval()
 
     @classmethod
     def load(
-        cls, name_or_path: str = DEFAULT_BUNDLES["face"], device: str = "cpu"
+        cls,
+        name_or_path: str = DEFAULT_BUNDLES["face"],
+        device: str = "cpu",
+        *,
+        channels_last: bool = False,
     ) -> FaceExpressionModel:
-        """Load a shipped bundle by name, or a bundle ``.json`` by path (strict weights)."""
+        """Load a shipped bundle by name, or a bundle ``.json`` by path (strict weights).
+
+        ``channels_last`` lays the model out for fast inference (the pipeline's face step);
+        leave it off for a model that will be trained.
+        """
         meta = load_bundle_meta(name_or_path, expected_kind="face")
         model = mini_xception(num_classes=len(meta.labels))
         load_weights_strict(model, meta, f"do not fit a {len(meta.labels)}-class mini-Xception")
-        return cls(meta, model, device)
+        return cls(meta, model, device, channels_last=channels_last)
 
     def predict(self, crops: np.ndarray, *, batch_size: int = 256) -> np.ndarray:
         """(N, S, S) uint8 grey face crops -> (N, K) float32 probabilities (label order)."""
@@ -168,7 +188,9 @@ class FaceExpressionModel(Bundled):
         outs = [np.zeros((0, len(self.labels)), np.float32)]
         with torch.inference_mode():
             for start in range(0, len(x), batch_size):
-                batch = x[start : start + batch_size].to(self.device)
+                batch = x[start : start + batch_size].to(
+                    self.device, memory_format=self.memory_format
+                )
                 outs.append(self.model(batch).probs.float().cpu().numpy())
         return np.concatenate(outs)
 

@@ -298,3 +298,14 @@ def test_detection_on_two_threads_finds_what_one_thread_finds() -> None:
     with pytest.raises(ValueError, match="threads"):
         detect_faces_many(frames, threads=0)
 
+
+def test_channels_last_inference_gives_the_plain_layout_s_probabilities(
+    model: FaceExpressionModel,
+) -> None:
+    """The pipeline's face step loads the model channels-last; the same probabilities."""
+    fast = FaceExpressionModel.load(BUNDLE, channels_last=True)
+    assert model.memory_format == torch.contiguous_format  # training's layout by default
+    faces = crop_faces(skdata.astronaut(), detect_faces(skdata.astronaut()), size=64)
+    noise = np.random.default_rng(1).integers(0, 256, (6, 64, 64), np.uint8)
+    crops = np.concatenate([faces, noise])
+    np.testing.assert_allclose(fast.predict(crops), model.predict(crops), atol=1e-5)

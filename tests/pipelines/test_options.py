@@ -10,6 +10,7 @@ import pytest
 
 from sentistream.pipelines.flags import Flag, field_value, from_args, replace_fields
 from sentistream.pipelines.options import (
+    AUTO_THREAD_FLAGS,
     MODEL_FLAGS,
     add_model_arguments,
     command_line_defaults,
@@ -31,7 +32,7 @@ def test_no_flags_give_the_command_line_defaults():
 def test_command_line_defaults_differ_from_the_library_only_in_model_runtimes():
     library = PipelineConfig()
     runtimes = ("face.runtime", "voice.runtime", "asr.runtime", "text.runtime")
-    threads = ("voice.whisper_threads", "face.detect_threads")
+    threads = ("voice.whisper_threads", "face.detect_threads", "decode.threads")
     changes = {path: field_value(library, path) for path in (*runtimes, *threads)}
     assert replace_fields(command_line_defaults(), changes) == library
 
@@ -42,6 +43,9 @@ def test_every_flag_default_is_its_field_and_shared_fields_agree():
     add_model_arguments(parser)
     parsed = parser.parse_args([])
     for flag in MODEL_FLAGS:
+        if flag.name in AUTO_THREAD_FLAGS:  # None on the parser: resolved by config_from_args
+            assert getattr(parsed, flag.dest) is None
+            continue
         values = {field_value(defaults, path) for path in flag.paths}
         assert len(values) == 1, flag.name  # e.g. --device sets every runtime alike
         assert flag.value(getattr(parsed, flag.dest)) == field_value(defaults, flag.path)
@@ -135,3 +139,28 @@ def test_a_flag_whose_default_cannot_be_spelled_is_refused():
         Flag("--lenient", "strict", "lenient", negate=True).add_to(argparse.ArgumentParser(), Job())
     with pytest.raises(ValueError, match="--role"):
         Flag("--role", "roles", "role", repeat=True).add_to(argparse.ArgumentParser(), Job())
+
+
+def test_thread_defaults_follow_the_cores_of_a_worker_process():
+    """Worker processes that share the cores get one thread each (2 workers on 2 cores with
+    2 threads each ran at 0.6-0.7x of 1 thread each: docs/scaling.md); a flag given wins."""
+    import os
+
+    from sentistream.pipelines.runner import cores_per_worker
+
+    parser = argparse.ArgumentParser()
+    add_model_arguments(parser)
+    one = config_from_args(parser.parse_args([]), cores=1)
+    assert (one.voice.whisper_threads, one.asr.runtime.threads) == (1, 1)
+    assert (one.face.detect_threads, one.decode.threads) == (1, 1)
+    many = config_from_args(parser.parse_args([]), cores=16)
+    assert (many.voice.whisper_threads, many.face.detect_threads, many.decode.threads) == (4, 2, 4)
+    given = config_from_args(parser.parse_args(["--whisper-threads", "3"]), cores=1)
+    assert (given.voice.whisper_threads, given.face.detect_threads) == (3, 1)
+
+    cpus = os.cpu_count() or 1
+    assert cores_per_worker([]) == cpus
+    assert cores_per_worker([], workers=2) == max(1, cpus // 2)
+    assert cores_per_worker(["--runner", "DirectRunner"], workers=cpus * 4) == 1
+    assert cores_per_worker(["--runner=DaskRunner"]) == 1
+    assert cores_per_worker(["--runner", "DataflowRunner"]) == 1

@@ -270,6 +270,8 @@ class _Decoder:
         self.sampler: FrameSampler | None = None
         if self.video is not None and cfg.fps > 0:
             self.video.thread_type = "AUTO"  # frame + slice threads
+            if cfg.threads:
+                self.video.thread_count = cfg.threads
             self.sampler = FrameSampler(cfg.fps, cfg.max_side, 1 / (info.video_fps or cfg.fps))
         self.v_seen = self.v_end = -1.0  # latest video time (frames, or packets if fps == 0)
 
