@@ -37,7 +37,7 @@ from sentistream.transforms.config import (
     SegmentConfig,
 )
 from sentistream.transforms.diarization import STAGE_DIARIZE, applies, diarize_recording
-from sentistream.transforms.inference import tune_allocator
+from sentistream.transforms.inference import release_free_memory, tune_allocator
 from sentistream.transforms.live import LiveCalls, is_live
 from sentistream.transforms.media.captions import Cue, find_sidecar, parse_captions
 from sentistream.transforms.media.decoding import (
@@ -232,6 +232,7 @@ class DecodeAndSegmentFn(beam.DoFn):
             yield element
 
     def _decode_file(self, ref: VideoRef) -> Iterator[SegmentRecord | RecordingEnd | DeadLetter]:
+        release_free_memory()  # the previous recording's buffers (a tuned Dask worker)
         self._videos.inc()
         emitted = 0
         stage = STAGE_DECODE
