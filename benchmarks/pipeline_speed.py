@@ -183,31 +183,29 @@ def stages(clip: Path, seconds: float, config: PipelineConfig, *, asr: bool) -> 
     return report
 
 
-_CHILD = (
-    "import resource, sys\n"
-    "from sentistream.pipelines.cli import main\n"
-    "rc = main(sys.argv[1:])\n"
-    "print('PEAK_RSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
-    "sys.exit(rc)\n"
-)
-
-
 def end_to_end(clip: Path, seconds: float, decode_only_s: float, *flags: str) -> dict:
-    """The real ``sentistream run`` in a fresh process: wall time and its peak RSS."""
+    """The installed ``sentistream run`` in a fresh process: wall time (interpreter, Beam
+    and model start-up, and its exit) and its peak RSS (from ``wait4``)."""
+    import os
+
+    command = Path(sys.executable).parent / "sentistream"
     with tempfile.TemporaryDirectory() as out:
-        cmd = [sys.executable, "-c", _CHILD, "run", "--input", str(clip), "--output", out, *flags]
+        cmd = [str(command), "run", "--input", str(clip), "--output", out, *flags]
         start = time.perf_counter()
-        done = subprocess.run(
-            cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-        )
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        assert proc.stderr is not None
+        err = proc.stderr.read()
+        _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - start
-    peak_kb = int(done.stderr.rsplit("PEAK_RSS_KB", 1)[1].split()[0])
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{err.decode()[-3000:]}")
     return {
         "video_s": seconds,
         "wall_s": wall,
         "rtf": seconds / wall,
         "over_decode_only": wall / decode_only_s,
-        "peak_rss_mb": peak_kb / 1024,
+        "peak_rss_mb": usage.ru_maxrss / 1024,
     }
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -202,5 +203,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
+def console() -> None:
+    """The ``sentistream`` command: :func:`main`, then, after a batch run, a fast exit.
+
+    Tearing the interpreter down after ``run`` (freeing the models, joining the native
+    libraries' thread pools) took about 1 s of a 6 s cold run of one 60 s file. Everything
+    the run wrote is closed and published before ``main`` returns, so the process ends
+    there, output streams and logs flushed. Other commands exit normally."""
+    rc = main()
+    if sys.argv[1:2] == ["run"]:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        logging.shutdown()
+        os._exit(rc)
+    sys.exit(rc)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console()

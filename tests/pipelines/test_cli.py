@@ -61,3 +61,29 @@ def test_python_m_entry_points_take_the_same_flags(module, flag):
     )
     assert done.returncode == 0, done.stderr
     assert flag in done.stdout and "--fps" in done.stdout and "--policy" in done.stdout
+
+
+@pytest.mark.slow
+def test_the_installed_command_ends_a_run_with_its_output_flushed(stereo_call, tmp_path):
+    """``sentistream run`` ends the process as soon as the run is published (no
+    interpreter teardown): its summary reaches stdout, its rows are on disk, its exit
+    code is kept; an error still exits 2 with its one line."""
+    from pathlib import Path
+
+    import pyarrow.dataset as ds
+
+    command = str(Path(sys.executable).parent / "sentistream")
+    out = tmp_path / "out"
+    done = subprocess.run(
+        [command, "run", "--input", str(stereo_call[0]), "--output", str(out), "--no-asr",
+         "--no-progress"],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "speaker" in done.stdout and "fused" in done.stdout  # the summary table
+    assert ds.dataset(out / "scores", format="parquet", partitioning="hive").count_rows() > 0
+    bad = subprocess.run(
+        [command, "run", "--input", str(tmp_path / "none*.mp4")],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert bad.returncode == 2 and "matches no media file" in bad.stderr
