@@ -189,6 +189,8 @@ class DaskCluster:
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
+                    # one recording at a time per single-thread worker (docs/scaling.md)
+                    env={**os.environ, "DASK_DISTRIBUTED__SCHEDULER__WORKER_SATURATION": "1.0"},
                 )
             )
             time.sleep(1.5 if name == "scheduler" else 0)

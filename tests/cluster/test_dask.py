@@ -20,6 +20,10 @@ from sentistream.pipelines.broker import free_port
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 DASK = Path(sys.executable).parent / "dask"
 VARIES = {"processed_at", "date", "detail_json"}  # detail: floats inside JSON text
+# One recording at a time per single-thread worker, as docs/scaling.md configures it: with
+# Dask's default (1.1, so two root tasks per one-thread worker) one worker took every
+# recording of this test's three in one CI run.
+SCHEDULER_ENV = {"DASK_DISTRIBUTED__SCHEDULER__WORKER_SATURATION": "1.0"}
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +41,7 @@ def scheduler(tmp_path_factory):
             stdout=open(logs / "scheduler.log", "wb"),  # noqa: SIM115 - closed with the process
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            env={**os.environ, **SCHEDULER_ENV},
         )
     ]
     time.sleep(2)
