@@ -29,6 +29,7 @@ from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import Timestamp
 from apache_beam.utils.windowed_value import WindowedValue
 
+from sentistream.transforms.allocator import release_free_memory, tune_allocator
 from sentistream.transforms.config import (
     DecodeConfig,
     DiarizeConfig,
@@ -37,7 +38,6 @@ from sentistream.transforms.config import (
     SegmentConfig,
 )
 from sentistream.transforms.diarization import STAGE_DIARIZE, applies, diarize_recording
-from sentistream.transforms.inference import release_free_memory, tune_allocator
 from sentistream.transforms.live import LiveCalls, is_live
 from sentistream.transforms.media.captions import Cue, find_sidecar, parse_captions
 from sentistream.transforms.media.decoding import (

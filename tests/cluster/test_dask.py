@@ -125,7 +125,7 @@ def _models_loaded_once_per_worker(address: str) -> None:
         # one recording per partition: both workers scored some
         assert any(key.startswith("face/") for key in loads), per_worker
     # Dask's MALLOC_TRIM_THRESHOLD_ was undone in each worker before scoring
-    from sentistream.transforms.inference import tune_allocator
+    from sentistream.transforms.allocator import tune_allocator
 
     with Client(address, timeout=60) as client:
         assert all(client.run(tune_allocator).values())

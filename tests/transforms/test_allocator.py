@@ -10,7 +10,7 @@ import sys
 import pytest
 
 CODE = (
-    "from sentistream.transforms.inference import tune_allocator\n"
+    "from sentistream.transforms.allocator import tune_allocator\n"
     "print(tune_allocator(), tune_allocator())\n"
 )
 
