@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -186,8 +187,6 @@ def stages(clip: Path, seconds: float, config: PipelineConfig, *, asr: bool) -> 
 def end_to_end(clip: Path, seconds: float, decode_only_s: float, *flags: str) -> dict:
     """The installed ``sentistream run`` in a fresh process: wall time (interpreter, Beam
     and model start-up, and its exit) and its peak RSS (from ``wait4``)."""
-    import os
-
     command = Path(sys.executable).parent / "sentistream"
     with tempfile.TemporaryDirectory() as out:
         cmd = [str(command), "run", "--input", str(clip), "--output", out, *flags]
@@ -209,6 +208,21 @@ def end_to_end(clip: Path, seconds: float, decode_only_s: float, *flags: str) ->
     }
 
 
+def model_config(flags: list[str]) -> PipelineConfig:
+    """The config of ``sentistream run`` model flags, with the command line's defaults."""
+    models = argparse.ArgumentParser(prog="benchmark model options")
+    add_model_arguments(models)
+    return config_from_args(models.parse_args(flags))
+
+
+def write_report(report: dict, path: str | None) -> None:
+    """Print the report as JSON, and write it to ``path`` too."""
+    text = json.dumps(report, indent=2, default=float)
+    print(text)
+    if path:
+        Path(path).write_text(text + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -221,9 +235,7 @@ def main() -> None:
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
     clip = make_clip(work / f"clip_{int(args.seconds)}s.mp4", args.seconds)
-    models = argparse.ArgumentParser(prog="pipeline_speed.py (model options)")
-    add_model_arguments(models)
-    config = config_from_args(models.parse_args(model_flags))  # the CLI's own defaults
+    config = model_config(model_flags)
     report = {
         "clip": str(clip),
         "stages_captions": stages(clip, args.seconds, config, asr=False),
@@ -240,10 +252,7 @@ def main() -> None:
         long_clip = make_clip(work / f"clip_{int(long_s)}s.mp4", long_s)
         _, dec = timed(lambda: sum(1 for _ in iter_chunks(str(long_clip), PipelineConfig().decode)))
         report["end_to_end_long"] = end_to_end(long_clip, long_s, dec, *model_flags)
-    text = json.dumps(report, indent=2, default=float)
-    print(text)
-    if args.json:
-        Path(args.json).write_text(text + "\n")
+    write_report(report, args.json)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,6 @@ import json
 import math
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -38,10 +37,9 @@ import time
 from pathlib import Path
 
 import psutil
-from pipeline_speed import make_clip, stages  # same folder
+from pipeline_speed import make_clip, model_config, stages, write_report  # same folder
 
-from sentistream.pipelines.broker import free_port
-from sentistream.pipelines.options import add_model_arguments, config_from_args
+from sentistream.pipelines.dask_runner import LoopbackCluster
 
 BIN = Path(sys.executable).parent
 
@@ -165,50 +163,6 @@ def run_job(files: list[str], flags: list[str], extra_roots: list[int]) -> dict:
     }
 
 
-class DaskCluster:
-    """A scheduler and ``n`` single-thread worker processes on loopback, stopped by pid."""
-
-    def __init__(self, n: int, logs: Path) -> None:
-        self.n, self.logs = n, logs
-        self.procs: list[subprocess.Popen] = []
-
-    def __enter__(self) -> DaskCluster:
-        from distributed import Client
-
-        port = free_port()
-        self.address = f"tcp://127.0.0.1:{port}"
-        dask = str(BIN / "dask")
-        for name, cmd in (
-            ("scheduler", [dask, "scheduler", "--host", "127.0.0.1", "--port", str(port)]),
-            ("workers", [dask, "worker", self.address, "--nworkers", str(self.n)]),
-        ):
-            log = open(self.logs / f"{name}-{self.n}.log", "wb")  # noqa: SIM115
-            self.procs.append(
-                subprocess.Popen(
-                    [*cmd, "--no-dashboard", *(["--nthreads", "1"] if name == "workers" else [])],
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                    # one recording at a time per single-thread worker (docs/scaling.md)
-                    env={**os.environ, "DASK_DISTRIBUTED__SCHEDULER__WORKER_SATURATION": "1.0"},
-                )
-            )
-            time.sleep(1.5 if name == "scheduler" else 0)
-        with Client(self.address, timeout=60) as client:
-            client.wait_for_workers(self.n, timeout=120)
-        return self
-
-    @property
-    def worker_root(self) -> int:
-        return self.procs[1].pid
-
-    def __exit__(self, *exc: object) -> None:
-        for proc in reversed(self.procs):
-            os.killpg(proc.pid, signal.SIGTERM)
-        for proc in self.procs:
-            proc.wait(timeout=30)
-
-
 def summarize(run: dict, video_s: float) -> dict:
     """Rates of one run; "workers" are the processes that scored (the launcher itself in a
     one-process run, its SDK worker children with ``--workers N``, the Dask workers)."""
@@ -296,7 +250,7 @@ def run_setups(
         if kind == "local":
             runs[setup] = summarize(run_job(files, ["--workers", n, *flags], []), video_s)
             continue
-        with DaskCluster(int(n), work) as cluster:
+        with LoopbackCluster(int(n), work) as cluster:
             dask = ["--runner", "DaskRunner", "--dask_client_address", cluster.address]
             for label in ("cold", "warm"):
                 run = run_job(files, [*dask, *flags], [cluster.worker_root])
@@ -349,16 +303,14 @@ def main() -> None:
         for mode in MODES:
             if mode in report:
                 report[mode]["projection"] = projection_of(report[mode], args)
-        _write(report, args.json)
+        write_report(report, args.json)
         return
 
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
     clip = make_clip(work / f"clip_{int(args.seconds)}s.mp4", args.seconds)
     files = inputs(clip, args.files, work / f"scaling_{int(args.seconds)}s")
-    models = argparse.ArgumentParser(prog="scaling.py (model options)")
-    add_model_arguments(models)
-    config = config_from_args(models.parse_args(model_flags))
+    config = model_config(model_flags)
     report: dict = {"files": args.files, "video_s": args.files * args.seconds}
     report["model_flags"] = model_flags
     report["machine"] = {"cpus": os.cpu_count(), "memory_gb": psutil.virtual_memory().total / 2**30}
@@ -373,14 +325,7 @@ def main() -> None:
             "stages_wall_s": {k: steady[f"{k}_s"] for k in per_stage},
         }
         report[mode]["projection"] = projection_of(report[mode], args)
-    _write(report, args.json)
-
-
-def _write(report: dict, path: str | None) -> None:
-    text = json.dumps(report, indent=2, default=float)
-    print(text)
-    if path:
-        Path(path).write_text(text + "\n")
+    write_report(report, args.json)
 
 
 if __name__ == "__main__":

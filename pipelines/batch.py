@@ -198,8 +198,15 @@ def run(
     not know are Beam's. ``test_pipeline``: run on it instead (its own options apply)."""
     args, beam_args = parser_with(__doc__, add_arguments).parse_known_args(argv)
     job = settings_from_args(args)
-    config = config_from_args(args, cores=cores_per_worker(beam_args, job.workers))
-    return run_job(job, config, beam_args, pipeline=test_pipeline)
+    return run_job(job, job_config(args, job, beam_args), beam_args, pipeline=test_pipeline)
+
+
+def job_config(
+    args: argparse.Namespace, job: BatchSettings, beam_args: Sequence[str]
+) -> PipelineConfig:
+    """The processing config of a batch job's parsed options: thread defaults sized for
+    one of its worker processes (``runner.cores_per_worker``)."""
+    return config_from_args(args, cores=cores_per_worker(beam_args, job.workers))
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -35,8 +35,6 @@ from sentistream.pipelines.demo.sample import (  # noqa: E402
     MissingDemoExtra,
     builtin_sample,
 )
-from sentistream.pipelines.options import config_from_args  # noqa: E402
-from sentistream.pipelines.runner import cores_per_worker  # noqa: E402
 from sentistream.pipelines.stream import command as stream  # noqa: E402
 from sentistream.pipelines.train import cli as train_cli  # noqa: E402
 
@@ -58,8 +56,7 @@ def _cmd_run(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
             file=sys.stderr,
         )
         job = dataclasses.replace(job, inputs=(str(sample),))
-    config = config_from_args(args, cores=cores_per_worker(beam_args, job.workers))
-    result = batch.run_job(job, config, beam_args)
+    result = batch.run_job(job, batch.job_config(args, job, beam_args), beam_args)
     if result.skipped:
         print(
             f"{result.skipped} input(s) skipped: already scored in {job.output} by the same "

@@ -211,3 +211,74 @@ class DaskRunner(upstream.DaskRunner):
         # chain before the sinks) run once, not once per sink.
         leaves = client.compute(visitor.leaves(), optimize_graph=False)
         return _Result(client, leaves, visitor.persisted)
+
+
+# One recording at a time per single-thread worker. Dask's default worker-saturation,
+# 1.1, rounds up to two root tasks per one-thread worker, so with few recordings one
+# worker could hold two while another idled (seen in the cluster test: all three on one).
+SCHEDULER_ENV = {"DASK_DISTRIBUTED__SCHEDULER__WORKER_SATURATION": "1.0"}
+
+
+class LoopbackCluster:
+    """A ``dask scheduler`` and ``dask worker --nworkers N --nthreads 1`` on loopback, as
+    separate processes of this environment, stopped by pid (whole process groups); logs
+    under ``logs``. ``with LoopbackCluster(2, logs) as c: ... c.address``."""
+
+    def __init__(self, workers: int, logs: Any) -> None:
+        self.workers, self.logs = workers, logs
+        self.procs: list[Any] = []
+        self.address = ""
+
+    def __enter__(self) -> LoopbackCluster:
+        import os
+        import subprocess
+        import sys
+        import time
+        from pathlib import Path
+
+        from distributed import Client
+
+        from sentistream.pipelines.broker import free_port
+
+        port = free_port()
+        self.address = f"tcp://127.0.0.1:{port}"
+        dask = str(Path(sys.executable).parent / "dask")
+        for name, cmd in (
+            ("scheduler", [dask, "scheduler", "--host", "127.0.0.1", "--port", str(port)]),
+            ("workers", [dask, "worker", self.address, "--nworkers", str(self.workers),
+                         "--nthreads", "1"]),
+        ):  # fmt: skip
+            log = open(Path(self.logs) / f"{name}-{self.workers}.log", "wb")  # noqa: SIM115
+            self.procs.append(
+                subprocess.Popen(
+                    [*cmd, "--no-dashboard"],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    env={**os.environ, **SCHEDULER_ENV},
+                )
+            )
+            log.close()  # the child holds its own copy
+            if name == "scheduler":
+                time.sleep(1.5)
+        try:
+            with Client(self.address, timeout=60) as client:
+                client.wait_for_workers(self.workers, timeout=120)
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    @property
+    def worker_root(self) -> int:
+        """The pid of the ``dask worker`` process (its nanny and workers are below it)."""
+        return self.procs[1].pid
+
+    def __exit__(self, *exc: object) -> None:
+        import os
+        import signal
+
+        for proc in reversed(self.procs):
+            os.killpg(proc.pid, signal.SIGTERM)
+        for proc in self.procs:
+            proc.wait(timeout=30)

@@ -320,7 +320,7 @@ def add_model_arguments(parser: Any) -> None:
 def config_from_args(args: argparse.Namespace, *, cores: int | None = None) -> PipelineConfig:
     """The frozen config of parsed processing options (raises ``ValueError`` naming a bad
     value, e.g. a malformed ``--policy``). A thread flag not given follows ``cores``, the
-    cores of one worker process (default: the CPU count; ``batch.cores_per_worker``)."""
+    cores of one worker process (default: the CPU count; ``runner.cores_per_worker``)."""
     defaults = command_line_defaults(cores)
     values = vars(args).copy()
     for flag in MODEL_FLAGS:

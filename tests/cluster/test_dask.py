@@ -5,25 +5,15 @@ by pid. It writes the same rows as FnApiRunner on the same inputs."""
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pyarrow.dataset as ds
 import pytest
 
 from sentistream.pipelines import batch
-from sentistream.pipelines.broker import free_port
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
-DASK = Path(sys.executable).parent / "dask"
 VARIES = {"processed_at", "date", "detail_json"}  # detail: floats inside JSON text
-# One recording at a time per single-thread worker, as docs/scaling.md configures it: with
-# Dask's default (1.1, so two root tasks per one-thread worker) one worker took every
-# recording of this test's three in one CI run.
-SCHEDULER_ENV = {"DASK_DISTRIBUTED__SCHEDULER__WORKER_SATURATION": "1.0"}
 
 
 @pytest.fixture(scope="module")
@@ -32,38 +22,13 @@ def scheduler(tmp_path_factory):
     pytest.importorskip("distributed")
     from distributed import Client
 
-    logs = tmp_path_factory.mktemp("dask")
-    port = free_port()
-    address = f"tcp://127.0.0.1:{port}"
-    procs = [
-        subprocess.Popen(
-            [str(DASK), "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
-            stdout=open(logs / "scheduler.log", "wb"),  # noqa: SIM115 - closed with the process
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            env={**os.environ, **SCHEDULER_ENV},
-        )
-    ]
-    time.sleep(2)
-    procs.append(
-        subprocess.Popen(
-            [str(DASK), "worker", address, "--nworkers", "2", "--nthreads", "1", "--no-dashboard"],
-            stdout=open(logs / "workers.log", "wb"),  # noqa: SIM115
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    )
-    try:
-        with Client(address, timeout=60) as client:
-            client.wait_for_workers(2, timeout=120)
+    from sentistream.pipelines.dask_runner import LoopbackCluster
+
+    with LoopbackCluster(2, tmp_path_factory.mktemp("dask")) as cluster:
+        with Client(cluster.address, timeout=60) as client:
             pids = client.run(os.getpid)
         assert len(set(pids.values())) == 2 and os.getpid() not in pids.values()
-        yield address
-    finally:
-        for proc in reversed(procs):  # by pid: the whole process group of each
-            os.killpg(proc.pid, signal.SIGTERM)
-        for proc in procs:
-            proc.wait(timeout=30)
+        yield cluster.address
 
 
 def _close(a: object, b: object) -> bool:
